@@ -1,0 +1,84 @@
+"""Atomic, pickle-free file writes and validated reads shared by stores and run directories."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as _st_load
+from safetensors.torch import save as _st_save
+
+__all__ = [
+    "atomic_write_bytes",
+    "write_json",
+    "read_json",
+    "save_tensors",
+    "load_tensors",
+]
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: a temp file in the same folder, fsync, then rename.
+
+    A crash mid-write leaves the old file (or none) in place, never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON, atomically."""
+    return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def read_json(path: str | os.PathLike, *, what: str = "JSON file") -> Any:
+    """Read a JSON file, turning a missing or malformed file into a ``ValueError`` that names it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{what} {path} is not valid JSON ({err}); it may be truncated or corrupted") from err
+
+
+def save_tensors(
+    path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None
+) -> Path:
+    """Save tensors with safetensors (contiguous CPU copies), atomically."""
+    flat = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
+    return atomic_write_bytes(path, _st_save(flat, metadata=dict(metadata) if metadata else None))
+
+
+def load_tensors(path: str | os.PathLike, *, what: str = "tensor file") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Load a safetensors file and its metadata; a truncated or foreign file raises ``ValueError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    raw = path.read_bytes()
+    try:
+        tensors = _st_load(raw)
+        header_len = int.from_bytes(raw[:8], "little")
+        header = json.loads(raw[8 : 8 + header_len])
+    except (SafetensorError, ValueError, json.JSONDecodeError, UnicodeDecodeError, Exception) as err:
+        raise ValueError(
+            f"{what} {path} is not a readable safetensors file ({type(err).__name__}: {err}); "
+            "it may be truncated, corrupted or of another format. Re-create it from its source."
+        ) from err
+    return tensors, dict(header.get("__metadata__", {}))

@@ -1,0 +1,140 @@
+"""Supermask functions: binary masks from real-valued scores with a straight-through gradient, and inits."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+__all__ = [
+    "MaskConfig",
+    "topk_mask",
+    "threshold_mask",
+    "compute_mask",
+    "signed_constant_",
+    "init_scores_",
+    "MASK_KINDS",
+    "SCORE_INITS",
+]
+
+MASK_KINDS = ("topk", "threshold")
+SCORE_INITS = ("kaiming_uniform", "zeros")
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    """How a layer turns its scores into a binary mask.
+
+    Parameters
+    ----------
+    kind : {"topk", "threshold"}
+        ``"topk"`` keeps the ``sparsity`` fraction of entries with the largest score magnitude (EdgePopup);
+        ``"threshold"`` keeps entries whose score is >= 0 (SupSup's fast masks, and neuron masks).
+    sparsity : float
+        Fraction of entries kept by ``"topk"`` (0 < sparsity <= 1). Ignored by ``"threshold"``.
+    score_init : {"kaiming_uniform", "zeros"}
+        Initial scores of a new task.
+    """
+
+    kind: str = "topk"
+    sparsity: float = 0.5
+    score_init: str = "kaiming_uniform"
+
+    def __post_init__(self) -> None:
+        if self.kind not in MASK_KINDS:
+            raise ValueError(f"mask kind must be one of {MASK_KINDS}; got {self.kind!r}.")
+        if not (0.0 < self.sparsity <= 1.0):
+            raise ValueError(
+                f"sparsity is the fraction of weights kept and must lie in (0, 1]; got {self.sparsity}. "
+                "Use e.g. 0.5 to keep half of the weights."
+            )
+        if self.score_init not in SCORE_INITS:
+            raise ValueError(f"score_init must be one of {SCORE_INITS}; got {self.score_init!r}.")
+
+
+class _TopK(torch.autograd.Function):
+    """Top-k by magnitude in the forward pass, identity (straight-through) in the backward pass."""
+
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor, sparsity: float) -> torch.Tensor:
+        flat = scores.detach().abs().flatten()
+        n_keep = max(1, int(round(sparsity * flat.numel())))
+        if n_keep >= flat.numel():
+            return torch.ones_like(scores)
+        # kthvalue is linear time; the (n - n_keep)-th smallest is the largest value that is dropped.
+        cut = flat.kthvalue(flat.numel() - n_keep).values
+        mask = (scores.detach().abs() > cut).to(scores.dtype)
+        return mask
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        return grad_output, None
+
+
+class _Threshold(torch.autograd.Function):
+    """``scores >= 0`` in the forward pass, identity (straight-through) in the backward pass."""
+
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor) -> torch.Tensor:
+        return (scores.detach() >= 0).to(scores.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        return grad_output
+
+
+def topk_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """Binary mask keeping the ``sparsity`` fraction of entries with the largest ``|scores|``.
+
+    Ties at the cut are dropped, so at most ``round(sparsity * n)`` entries are kept. The gradient
+    passes straight through to ``scores``.
+
+    Parameters
+    ----------
+    scores : Tensor of any shape
+    sparsity : float in (0, 1], the fraction kept
+
+    Returns
+    -------
+    Tensor of the same shape and dtype, holding 0.0 and 1.0
+    """
+    return _TopK.apply(scores, sparsity)
+
+
+def threshold_mask(scores: torch.Tensor) -> torch.Tensor:
+    """Binary mask ``scores >= 0`` with a straight-through gradient (same shape and dtype)."""
+    return _Threshold.apply(scores)
+
+
+def compute_mask(scores: torch.Tensor, config: MaskConfig) -> torch.Tensor:
+    """The mask ``config`` asks for, computed from ``scores`` (straight-through gradient)."""
+    if config.kind == "topk":
+        return topk_mask(scores, config.sparsity)
+    return threshold_mask(scores)
+
+
+def _fan_in(shape: tuple[int, ...]) -> int:
+    # (out, in) for linear, (out, in, kh, kw) for conv
+    return int(math.prod(shape[1:])) if len(shape) > 1 else int(shape[0])
+
+
+@torch.no_grad()
+def signed_constant_(weight: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Fill ``weight`` in place with ±sqrt(2 / fan_in), signs uniformly at random (SupSup's init)."""
+    std = math.sqrt(2.0 / _fan_in(tuple(weight.shape)))
+    signs = torch.randint(0, 2, weight.shape, generator=generator, device=weight.device if generator is None else generator.device)
+    weight.copy_((signs.to(weight.dtype) * 2 - 1).to(weight.device) * std)
+    return weight
+
+
+@torch.no_grad()
+def init_scores_(scores: torch.Tensor, kind: str, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Initialise a task's scores in place: Kaiming-uniform (a = sqrt(5), as nn.Linear) or zeros."""
+    if kind == "zeros" or scores.dim() < 2:
+        if kind == "kaiming_uniform":
+            bound = 1.0 / math.sqrt(scores.numel())
+            return scores.uniform_(-bound, bound, generator=generator)
+        return scores.zero_()
+    # kaiming_uniform_ with a = sqrt(5): bound = sqrt(6 / ((1 + a^2) fan_in)) = 1 / sqrt(fan_in)
+    bound = 1.0 / math.sqrt(_fan_in(tuple(scores.shape)))
+    return scores.uniform_(-bound, bound, generator=generator)

@@ -1,0 +1,1 @@
+"""The ``supsup`` command line: click commands that parse options and call the libraries."""

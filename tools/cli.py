@@ -1,0 +1,16 @@
+"""Entry point of the ``supsup`` console script: one click group, one module per command."""
+from __future__ import annotations
+
+import logging
+
+import click
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
+def main(verbose: bool) -> None:
+    """Supermasks in Superposition with a Hopfield memory for binary masks."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+# Each command lives in its own module under tools/ and is registered here explicitly.
