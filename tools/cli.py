@@ -14,3 +14,6 @@ def main(verbose: bool) -> None:
 
 
 # Each command lives in its own module under tools/ and is registered here explicitly.
+from tools.capacity import capacity  # noqa: E402
+
+main.add_command(capacity)

@@ -1,0 +1,87 @@
+"""The store file format: safetensors tensors plus a JSON header with a format version and a checksum.
+
+Layout: the safetensors metadata holds one key, ``"hopfield_masks"``, whose value is JSON text with
+``format`` ("hopfield_masks.store"), ``format_version``, ``rule``, ``rule_options``, ``backend``, ``dim``,
+``count``, ``dtype``, ``layout`` and ``checksum`` (SHA-256 over every tensor's name, dtype, shape and
+bytes). Tensors: ``mean_pattern`` (d,) when count > 0, and the backend's state (``weights`` for dense;
+``packed_patterns``, ``gram``, ``coupling``, ``diagonal`` for implicit; ``packed_patterns`` for modern).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor
+
+from hopfield_masks.io import load_tensors, save_tensors
+
+FORMAT = "hopfield_masks.store"
+FORMAT_VERSION = 1
+METADATA_KEY = "hopfield_masks"
+
+
+def tensor_checksum(tensors: Mapping[str, Tensor]) -> str:
+    """SHA-256 hex digest over the tensors' names, dtypes, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_store(path: str | os.PathLike, tensors: Mapping[str, Tensor], header: Mapping[str, Any]) -> Path:
+    """Write a store file atomically.
+
+    Parameters
+    ----------
+    path : path of the file to write
+    tensors : dict of str to Tensor
+    header : dict
+        JSON-ready description of the memory; format, version and checksum are added here.
+    """
+    full = {"format": FORMAT, "format_version": FORMAT_VERSION, **header, "checksum": tensor_checksum(tensors)}
+    return save_tensors(path, tensors, {METADATA_KEY: json.dumps(full, sort_keys=True)})
+
+
+def load_store(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Read and verify a store file: returns (tensors, header).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Truncated, corrupted (checksum), foreign (no store header) or newer-version file.
+    """
+    tensors, metadata = load_tensors(path, what="store file")
+    if METADATA_KEY not in metadata:
+        raise ValueError(
+            f"store file {path} is a safetensors file without a {METADATA_KEY!r} header, so it is not a Hopfield "
+            "store (foreign file?). Write stores with HopfieldMemory.save()."
+        )
+    try:
+        header = json.loads(metadata[METADATA_KEY])
+    except json.JSONDecodeError as err:
+        raise ValueError(f"store file {path} has a corrupted header ({err}); re-encode the masks.") from err
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        found = header.get("format") if isinstance(header, dict) else header
+        raise ValueError(f"store file {path} has format {found!r}, expected {FORMAT!r}; it was written by another program.")
+    version = header.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"store file {path} has an invalid format_version {version!r}; the header is corrupted.")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"store file {path} has format_version {version}, newer than this code reads ({FORMAT_VERSION}); "
+            "upgrade hopfield_masks to read it."
+        )
+    if header.get("checksum") != tensor_checksum(tensors):
+        raise ValueError(
+            f"store file {path} is corrupted: its tensors do not match the checksum in its header. "
+            "Re-encode the masks (the file may have been edited or damaged on disk)."
+        )
+    return tensors, header

@@ -1,0 +1,83 @@
+"""Capacity sweeps: pattern generators, the sweep's result structure, theory values and the plot."""
+import json
+import math
+
+import pytest
+import torch
+
+from hopfield_masks import (
+    CapacityConfig,
+    CapacityResult,
+    default_kwta,
+    flip_bits,
+    generate_patterns,
+    mean_correlation,
+    measure_capacity,
+    plot_capacity,
+    theory_loads,
+)
+
+
+def test_generate_patterns_density_seed_and_correlation():
+    x = generate_patterns(50, 200, density=0.1, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (50, 200) and set(x.unique().tolist()) == {-1.0, 1.0}
+    assert ((x > 0).sum(-1) == 20).all()
+    again = generate_patterns(50, 200, density=0.1, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(x, again)
+    assert abs(mean_correlation(x)) < 0.02
+    correlated = generate_patterns(50, 400, correlation=0.4, generator=torch.Generator().manual_seed(1))
+    assert ((correlated > 0).sum(-1) == 200).all()
+    assert 0.3 < mean_correlation(correlated) < 0.5
+    assert math.isnan(mean_correlation(x[:1]))
+
+
+def test_flip_bits_flips_exactly():
+    x = generate_patterns(5, 100, generator=torch.Generator().manual_seed(2))
+    noisy = flip_bits(x, 0.13, torch.Generator().manual_seed(3))
+    assert ((noisy != x).sum(-1) == 13).all()
+    assert torch.equal(flip_bits(x, 0.0, torch.Generator()), x)
+
+
+def test_theory_loads():
+    loads = theory_loads(1024)
+    assert list(loads.values()) == pytest.approx([0.138, 1 / (2 * math.log(1024)), 1 / math.sqrt(2 * math.log(1024))])
+    assert default_kwta("covariance", 0.1, 256) == 26 and default_kwta("hebbian", 0.1, 256) is None
+
+
+def test_sweep_structure_and_json(tmp_path):
+    config = CapacityConfig("hebbian", 64, (0.2, 0.05), noise=0.1, trials=2)
+    result = measure_capacity(config)
+    assert isinstance(result, CapacityResult) and config.backend == "dense"
+    assert [p.patterns for p in result.points] == [13, 3]
+    assert result.points[0].load == 13 / 64
+    data = json.loads(json.dumps(result.to_dict()))
+    assert {"rule", "dim", "density", "points"} <= set(data)
+    assert set(data["points"][0]) >= {"load", "patterns", "fixed_point_fraction", "exact_recall_fraction", "mean_overlap"}
+    assert result.points[1].fixed_point_fraction == 1.0
+    assert measure_capacity(config).points == result.points  # seeded
+    path = plot_capacity([result, result], tmp_path / "plot.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("rule", ["storkey_reference", "modern", "covariance"])
+def test_sweep_runs_for_other_rules_and_async(rule):
+    config = CapacityConfig(rule, 48, (0.1,), density=0.25, correlation=0.2, mode="async", trials=1)
+    point = measure_capacity(config).points[0]
+    assert 0.0 <= point.exact_recall_fraction <= 1.0 and -1.0 <= point.mean_overlap <= 1.0
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"rule": "oja"}, "rule must be one of"),
+    ({"density": 1.0}, "density must be a number in \\(0, 1\\); got 1.0. It is P\\(\\+1\\)"),
+    ({"density": 0.0}, "density must be a number in \\(0, 1\\)"),
+    ({"correlation": 1.0}, "correlation must be a number in \\[0, 1\\)"),
+    ({"loads": (0.1, -0.2)}, "each load must be a number in \\(0, inf\\); got -0.2"),
+    ({"loads": ()}, "loads must list at least one load"),
+    ({"noise": 1.5}, "noise must be a number in \\[0, 1\\]"),
+    ({"trials": 0}, "trials must be an integer >= 1"),
+    ({"dim": 1}, "dim must be an integer >= 2"),
+])
+def test_config_errors(changes, message):
+    arguments = {"rule": "hebbian", "dim": 32, "loads": (0.1,), **changes}
+    with pytest.raises(ValueError, match=message):
+        CapacityConfig(**arguments)

@@ -1,0 +1,128 @@
+"""Store files: round trips for every backend, golden bytes, and every way a file can be wrong."""
+import json
+
+import pytest
+import torch
+
+from hopfield_masks import (
+    DenseMemory,
+    HopfieldMemory,
+    ImplicitMemory,
+    MaskLayout,
+    load_memory,
+    make_memory,
+    save_store,
+)
+from hopfield_masks.io import save_tensors
+from tests.hopfield_masks.test_memory import EVERY
+
+# hebbian, dense, d = 8, two patterns: header JSON + weights (8, 8) + mean_pattern (8,), float32
+GOLDEN_HEX = (
+    "c8010000000000007b225f5f6d657461646174615f5f223a7b22686f706669656c645f6d61736b73223a227b5c226261"
+    "636b656e645c223a205c2264656e73655c222c205c22636865636b73756d5c223a205c22346235626633343534623763"
+    "663032646164386263366630616537623839333936333663373231316639373032653762363432653863393464626364"
+    "313536395c222c205c22636f756e745c223a20322c205c2264696d5c223a20382c205c2264747970655c223a205c2266"
+    "6c6f617433325c222c205c22666f726d61745c223a205c22686f706669656c645f6d61736b732e73746f72655c222c20"
+    "5c22666f726d61745f76657273696f6e5c223a20312c205c226c61796f75745c223a206e756c6c2c205c2272756c655c"
+    "223a205c226865626269616e5c222c205c2272756c655f6f7074696f6e735c223a207b7d7d227d2c226d65616e5f7061"
+    "747465726e223a7b226474797065223a22463332222c227368617065223a5b385d2c22646174615f6f66667365747322"
+    "3a5b302c33325d7d2c2277656967687473223a7b226474797065223a22463332222c227368617065223a5b382c385d2c"
+    "22646174615f6f666673657473223a5b33322c3238385d7d7d202020202020200000803f000000000000803f000080bf"
+    "000000000000000000000000000080bf00000000000000000000803e000080be000000000000000000000000000080be"
+    "00000000000000000000000000000000000080be000080be0000803e000000000000803e0000000000000000000080be"
+    "000000000000000000000000000080be000080be00000000000080be000000000000000000000000000000000000803e"
+    "00000000000080be0000000000000000000000000000803e000080be0000000000000000000080be0000000000000000"
+    "0000803e00000000000080be00000000000000000000803e0000000000000000000080be000080be0000000000000000"
+    "000080be00000000000080be0000803e00000000000000000000000000000000"
+)
+
+
+def golden_memory() -> HopfieldMemory:
+    return make_memory("hebbian", 8).store(torch.tensor([[1.0, -1, 1, -1, 1, 1, -1, -1], [1.0, 1, 1, -1, -1, -1, 1, -1]]))
+
+
+@pytest.mark.parametrize("rule, backend", EVERY)
+def test_round_trip(tmp_path, patterns_of, rule, backend):
+    layout = MaskLayout(("a", "b"), ((3, 4), (8,)))
+    memory = make_memory(rule, 20, backend, layout=layout).store(patterns_of(1, 5, 20, 0.3))
+    memory.save(tmp_path / "m.store")
+    loaded = HopfieldMemory.from_file(tmp_path / "m.store")
+    assert type(loaded) is type(memory)
+    assert (loaded.rule, loaded.dim, loaded.count, loaded.layout) == (rule, 20, 5, layout)
+    assert loaded.learning_rule == memory.learning_rule
+    torch.testing.assert_close(loaded.mean_pattern, memory.mean_pattern)
+    states = patterns_of(2, 4, 20)
+    torch.testing.assert_close(loaded.field(states), memory.field(states))
+    torch.testing.assert_close(loaded.energy(states), memory.energy(states))
+    assert loaded.nbytes == memory.nbytes
+    loaded.store(patterns_of(3, 2, 20))  # keeps learning after a load
+    assert loaded.count == 7
+
+
+def test_empty_memory_round_trip(tmp_path):
+    make_memory("pseudoinverse", 9, "implicit").save(tmp_path / "e.store")
+    assert load_memory(tmp_path / "e.store").count == 0
+
+
+def test_golden_bytes(tmp_path):
+    golden_memory().save(tmp_path / "g.store")
+    assert (tmp_path / "g.store").read_bytes().hex() == GOLDEN_HEX
+
+
+def test_from_file_refuses_other_backend(tmp_path):
+    golden_memory().save(tmp_path / "g.store")
+    assert isinstance(DenseMemory.from_file(tmp_path / "g.store"), DenseMemory)
+    with pytest.raises(ValueError, match="holds a DenseMemory, which ImplicitMemory.from_file does not read"):
+        ImplicitMemory.from_file(tmp_path / "g.store")
+
+
+def test_newer_format_version(tmp_path):
+    save_store(tmp_path / "new.store", {"weights": torch.zeros(2, 2)}, {"format_version": 2})
+    with pytest.raises(ValueError, match="format_version 2, newer than this code reads \\(1\\); upgrade"):
+        load_memory(tmp_path / "new.store")
+
+
+def test_truncated_file(tmp_path):
+    golden_memory().save(tmp_path / "g.store")
+    data = (tmp_path / "g.store").read_bytes()
+    (tmp_path / "t.store").write_bytes(data[: len(data) - 10])
+    with pytest.raises(ValueError, match="not a readable safetensors file.*truncated"):
+        load_memory(tmp_path / "t.store")
+
+
+def test_corrupted_tensor_bytes(tmp_path):
+    golden_memory().save(tmp_path / "g.store")
+    data = bytearray((tmp_path / "g.store").read_bytes())
+    data[-5] ^= 0xFF
+    (tmp_path / "c.store").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="is corrupted: its tensors do not match the checksum"):
+        load_memory(tmp_path / "c.store")
+
+
+def test_foreign_files(tmp_path):
+    save_tensors(tmp_path / "f.safetensors", {"x": torch.zeros(3)})
+    with pytest.raises(ValueError, match="not a Hopfield store \\(foreign file\\?\\)"):
+        load_memory(tmp_path / "f.safetensors")
+    save_tensors(tmp_path / "o.safetensors", {"x": torch.zeros(3)}, {"hopfield_masks": json.dumps({"format": "other"})})
+    with pytest.raises(ValueError, match="has format 'other'"):
+        load_memory(tmp_path / "o.safetensors")
+    (tmp_path / "text.store").write_text("hello")
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        load_memory(tmp_path / "text.store")
+    with pytest.raises(FileNotFoundError, match="store file not found"):
+        load_memory(tmp_path / "missing.store")
+
+
+def test_inconsistent_header(tmp_path):
+    save_store(tmp_path / "h.store", {"weights": torch.zeros(2, 2)},
+               {"rule": "hebbian", "backend": "dense", "dim": 3, "count": 0, "dtype": "float32", "layout": None,
+                "rule_options": {}})
+    with pytest.raises(ValueError, match="tensor 'weights' has shape \\(2, 2\\).*expected \\(3, 3\\)"):
+        load_memory(tmp_path / "h.store")
+    save_store(tmp_path / "k.store", {}, {"rule": "hebbian"})
+    with pytest.raises(ValueError, match="lacks header field"):
+        load_memory(tmp_path / "k.store")
+    save_store(tmp_path / "r.store", {}, {"rule": "oja", "backend": "dense", "dim": 3, "count": 0, "dtype": "float32",
+                                          "layout": None, "rule_options": {}})
+    with pytest.raises(ValueError, match="unreadable header \\(rule 'oja'"):
+        load_memory(tmp_path / "r.store")

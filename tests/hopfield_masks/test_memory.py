@@ -1,0 +1,185 @@
+"""Memories: dense and implicit agree, fields are differentiable, recall reports what happened, errors are clear."""
+import warnings
+
+import pytest
+import torch
+
+from hopfield_masks import (
+    DenseMemory,
+    ImplicitMemory,
+    MaskLayout,
+    ModernMemory,
+    RecallResult,
+    make_memory,
+    pack_bits,
+)
+
+QUADRATIC = [("hebbian", {}), ("storkey_reference", {}), ("pseudoinverse", {}),
+             ("pseudoinverse", {"zero_diagonal": False}), ("covariance", {})]
+EVERY = [("hebbian", "dense"), ("hebbian", "implicit"), ("storkey", "dense"), ("storkey_reference", "dense"),
+         ("storkey_reference", "implicit"), ("pseudoinverse", "dense"), ("pseudoinverse", "implicit"),
+         ("covariance", "dense"), ("covariance", "implicit"), ("modern", "implicit")]
+
+
+@pytest.mark.parametrize("rule, options", QUADRATIC)
+def test_implicit_equals_dense(patterns_of, rule, options):
+    x = patterns_of(5, 12, 70, 0.3)
+    dense = make_memory(rule, 70, "dense", **options).store(x[:5]).store(x[5:])
+    implicit = make_memory(rule, 70, "implicit", **options).store(x[:5]).store(x[5:])
+    states = torch.randn(6, 70)
+    torch.testing.assert_close(implicit.field(states), dense.field(states), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(implicit.energy(states), dense.energy(states), atol=1e-3, rtol=1e-4)
+    torch.testing.assert_close(implicit.weights(), dense.weights(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(implicit.self_coupling(), dense.weights().diagonal(), atol=1e-5, rtol=0)
+    probes = x.clone()
+    probes[:, :7] *= -1
+    a, b = dense.recall(probes), implicit.recall(probes)
+    assert torch.equal(a.states, b.states)
+    a, b = dense.recall(probes, mode="async", seed=3), implicit.recall(probes, mode="async", seed=3)
+    assert torch.equal(a.states, b.states)
+
+
+@pytest.mark.parametrize("rule, backend", EVERY)
+def test_energy_and_field_are_differentiable(patterns_of, rule, backend):
+    memory = make_memory(rule, 24, backend).store(patterns_of(6, 3, 24))
+    scores = torch.randn(2, 24, requires_grad=True)
+    states = scores + (torch.sign(scores) - scores).detach()  # straight-through sign
+    energy = memory.energy(states)
+    assert energy.shape == (2,)
+    (grad,) = torch.autograd.grad(energy.sum(), scores)
+    torch.testing.assert_close(grad, -memory.field(states.detach()), atol=1e-4, rtol=1e-4)  # h = -dE/ds
+    assert memory.energy(states[0]).shape == () and memory.field(states[0]).shape == (24,)
+
+
+@pytest.mark.parametrize("rule, backend", EVERY)
+def test_description_and_sizes(patterns_of, rule, backend):
+    x = patterns_of(7, 5, 20)
+    memory = make_memory(rule, 20, backend).store(x)
+    assert (memory.rule, memory.dim, memory.count, memory.device.type) == (rule, 20, 5, "cpu")
+    torch.testing.assert_close(memory.mean_pattern, x.mean(0))
+    if backend == "dense":
+        assert isinstance(memory, DenseMemory) and memory.packed_patterns is None
+        assert memory.nbytes >= 20 * 20 * 4
+    else:
+        assert torch.equal(memory.packed_patterns, pack_bits((x > 0).to(torch.uint8)))
+        assert torch.equal(memory.stored_patterns(), x)
+        assert memory.nbytes < 20 * 20 * 4
+
+
+def test_recall_from_noise_and_result_fields(patterns_of):
+    x = patterns_of(8, 4, 100)
+    memory = make_memory("storkey", 100).store(x)
+    probes = x.clone()
+    probes[:, :8] *= -1
+    for mode in ("sync", "async"):
+        result = memory.recall(probes, mode=mode)
+        assert isinstance(result, RecallResult)
+        assert torch.equal(result.states, x)
+        assert result.converged.all() and not result.cycled.any()
+        assert (result.steps >= 1).all()
+        torch.testing.assert_close(result.energy, memory.energy(x))
+    single = memory.recall(x[0])
+    assert single.states.shape == (1, 100) and single.steps.tolist() == [0]
+
+
+def test_sync_recall_reports_a_two_cycle():
+    memory = make_memory("hebbian", 2).store(torch.tensor([1.0, -1.0]))
+    result = memory.recall(torch.tensor([1.0, 1.0]))
+    assert result.cycled.tolist() == [True] and result.converged.tolist() == [False]
+
+
+def test_step_limit_warns(patterns_of):
+    memory = make_memory("hebbian", 50).store(patterns_of(9, 20, 50))
+    with pytest.warns(RuntimeWarning, match="raise max_steps"):
+        result = memory.recall(patterns_of(10, 8, 50), max_steps=1)
+    assert (~result.converged & ~result.cycled).any()
+
+
+def test_kwta_recall_keeps_exactly_k_active(patterns_of):
+    memory = make_memory("covariance", 60).store(patterns_of(11, 3, 60, 0.2))
+    result = memory.recall(patterns_of(12, 5, 60, 0.2), kwta=12)
+    assert ((result.states > 0).sum(-1) == 12).all()
+
+
+def test_modern_readout_retrieves_nearest_pattern(patterns_of):
+    x = patterns_of(13, 30, 64)
+    memory = make_memory("modern", 64, "implicit", beta=0.5).store(x)
+    assert isinstance(memory, ModernMemory) and memory.beta == 0.5
+    probes = x[:5].clone()
+    probes[:, :6] *= -1
+    assert memory.readout(probes).argmax(-1).tolist() == [0, 1, 2, 3, 4]
+    assert memory.readout(probes[0]).shape == (30,)
+    assert torch.equal(memory.recall(probes).states, x[:5])
+    with pytest.raises(ValueError, match="no d×d matrix"):
+        memory.weights()
+
+
+def test_store_masks_with_layout(patterns_of):
+    layout = MaskLayout(("a", "b"), ((2, 3), (4,)))
+    memory = make_memory("hebbian", 10, "implicit", layout=layout)
+    masks = {"a": torch.randint(0, 2, (2, 2, 3)), "b": torch.randint(0, 2, (2, 4))}
+    memory.store_masks(masks)
+    assert memory.count == 2 and memory.layout is layout
+    assert torch.equal(memory.stored_patterns(), layout.flatten(masks).float() * 2 - 1)
+    with pytest.raises(ValueError, match="needs a layout"):
+        make_memory("hebbian", 10).store_masks(masks)
+    with pytest.raises(ValueError, match="layout has 10 units but dim is 11"):
+        make_memory("hebbian", 11, layout=layout)
+
+
+def test_float64_memory(patterns_of):
+    memory = make_memory("pseudoinverse", 16, "implicit", dtype=torch.float64).store(patterns_of(14, 3, 16))
+    assert memory.field(torch.ones(16)).dtype == torch.float64
+    assert isinstance(memory, ImplicitMemory)
+
+
+def test_errors(patterns_of):
+    memory = make_memory("hebbian", 8)
+    with pytest.raises(ValueError, match="holds no patterns; call store\\(\\) first"):
+        memory.recall(torch.ones(8))
+    with pytest.raises(ValueError, match="holds no patterns"):
+        memory.mean_pattern
+    memory.store(patterns_of(15, 2, 8))
+    with pytest.raises(ValueError, match="8 units in the last dimension"):
+        memory.store(torch.ones(3, 9))
+    with pytest.raises(ValueError, match="found 0.5 at flat index 1"):
+        memory.store(torch.tensor([1.0, 0.5, 1, 1, 1, 1, 1, 1]))
+    with pytest.raises(ValueError, match="found NaN"):
+        memory.recall(torch.full((8,), float("nan")))
+    with pytest.raises(ValueError, match="states must have shape \\(8,\\) or \\(n, 8\\)"):
+        memory.field(torch.ones(2, 7))
+    with pytest.raises(TypeError, match="floating-point"):
+        memory.energy(torch.ones(8, dtype=torch.long))
+    with pytest.raises(ValueError, match="mode must be one of 'sync', 'async'"):
+        memory.recall(torch.ones(8), mode="parallel")
+    with pytest.raises(ValueError, match="kwta works with mode='sync' only"):
+        memory.recall(torch.ones(8), mode="async", kwta=2)
+    with pytest.raises(ValueError, match="kwta must be at most dim = 8"):
+        memory.recall(torch.ones(8), kwta=9)
+    with pytest.raises(ValueError, match="max_steps must be an integer >= 1"):
+        memory.recall(torch.ones(8), max_steps=0)
+    with pytest.raises(ValueError, match="rule must be one of"):
+        make_memory("oja", 8)
+    with pytest.raises(ValueError, match="rule 'storkey' has no implicit backend .*use backend='dense'"):
+        make_memory("storkey", 8, "implicit")
+    with pytest.raises(ValueError, match="rule 'modern' has no dense backend .*use backend='implicit'"):
+        make_memory("modern", 8, "dense")
+    with pytest.raises(ValueError, match="rule 'hebbian' takes no option 'beta'; its options are: none"):
+        make_memory("hebbian", 8, beta=1.0)
+    with pytest.raises(ValueError, match="dim must be an integer >= 1"):
+        make_memory("hebbian", 0)
+    with pytest.raises(TypeError, match="floating-point dtype"):
+        make_memory("hebbian", 8, dtype=torch.int32)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("rule, backend", EVERY)
+def test_cuda_matches_cpu(patterns_of, rule, backend):
+    x = patterns_of(16, 6, 40)
+    cpu = make_memory(rule, 40, backend).store(x)
+    gpu = make_memory(rule, 40, backend, device="cuda").store(x)
+    states = torch.randn(3, 40)
+    field = gpu.field(states.cuda())
+    assert field.device.type == "cuda"
+    torch.testing.assert_close(field.cpu(), cpu.field(states), atol=1e-4, rtol=1e-4)
+    assert torch.equal(gpu.recall(x).states.cpu(), cpu.recall(x).states)
