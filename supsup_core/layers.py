@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from supsup_core.supermask import MaskConfig, compute_mask, init_scores_, signed_constant_
+from supsup_core.supermask import MaskConfig, binary_mask, compute_mask, init_scores_, signed_constant_
 
-__all__ = ["MaskedLayer", "MaskedLinear", "MaskedConv2d", "MaskedBatchNorm"]
+__all__ = ["MaskedLayer", "MaskedLinear", "MaskedConv2d", "MaskedBatchNorm", "FixedLinear"]
 
 
 class MaskedLayer(nn.Module):
@@ -75,13 +75,16 @@ class MaskedLayer(nn.Module):
         earlier tasks' scores (transfer); otherwise the config's ``score_init`` is used.
         """
         device = self._device()
-        scores = torch.empty(self.mask_shape, device=device)
         if init_scores is not None:
             if tuple(init_scores.shape) != self.mask_shape:
                 raise ValueError(f"init_scores must have shape {self.mask_shape}; got {tuple(init_scores.shape)}.")
-            scores.copy_(init_scores)
+            scores = init_scores.detach().to(device, torch.float32).clone()
         else:
+            # Draw on the generator's device so a CPU generator seeds CUDA layers identically.
+            draw_on = generator.device if generator is not None else device
+            scores = torch.empty(self.mask_shape, device=draw_on)
             init_scores_(scores, self.mask_config.score_init, generator=generator)
+            scores = scores.to(device)
         task_id = self._num_tasks
         self.scores[str(task_id)] = nn.Parameter(scores)
         self._num_tasks += 1
@@ -211,6 +214,32 @@ class _WeightMasked(MaskedLayer):
         return self.weight * self.current_mask()
 
 
+class _TaskMaskedLinear(torch.autograd.Function):
+    """``x (W ⊙ M)ᵀ`` with the straight-through gradient ``∂L/∂scores = (gᵀ x) ⊙ W`` computed in place.
+
+    The masked weight takes two vectorised passes (mask into a float buffer, times ``W`` in place), no
+    boolean tensor or dtype promotion; ``grad_x`` is only computed when the input needs it (never for
+    the first layer).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scores: torch.Tensor, weight: torch.Tensor, config: MaskConfig) -> torch.Tensor:
+        masked = binary_mask(scores.detach(), config).mul_(weight)  # (out, in)
+        ctx.save_for_backward(x, weight, masked)
+        return F.linear(x, masked)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        x, weight, masked = ctx.saved_tensors
+        grad_x = grad_scores = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad_output.matmul(masked)
+        if ctx.needs_input_grad[1]:
+            g2 = grad_output.reshape(-1, grad_output.shape[-1])  # (N, out)
+            grad_scores = g2.t().mm(x.reshape(-1, x.shape[-1])).mul_(weight)  # (out, in)
+        return grad_x, grad_scores, None, None
+
+
 class MaskedLinear(_WeightMasked):
     """``y = x (W ⊙ M)ᵀ`` with fixed signed-constant ``W`` (no bias) and per-task binary masks ``M``."""
 
@@ -227,6 +256,11 @@ class MaskedLinear(_WeightMasked):
         super().__init__(weight_shape=(out_features, in_features), num_tasks=num_tasks, mask_config=mask_config, generator=generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        key = str(self._task_id)
+        if self._mode == "task" and key in self.scores:
+            # Training path: one fused op; autograd keeps only x and the masked weight, not the mask.
+            scores = self.scores[key]
+            return _TaskMaskedLinear.apply(x, scores, self.weight, self.mask_config)
         return F.linear(x, self.masked_weight())
 
     def extra_repr(self) -> str:
@@ -291,3 +325,18 @@ class MaskedBatchNorm(MaskedLayer):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, tasks={self.num_tasks}, mask={self.mask_config.kind}"
+
+
+class FixedLinear(nn.Module):
+    """``y = x Wᵀ`` with a fixed signed-constant weight (a buffer, no bias, no mask): BNNet's dense layers."""
+
+    def __init__(self, in_features: int, out_features: int, *, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.register_buffer("weight", signed_constant_(torch.empty(out_features, in_features), generator=generator))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}, fixed"

@@ -11,6 +11,7 @@ __all__ = [
     "topk_mask",
     "threshold_mask",
     "compute_mask",
+    "binary_mask",
     "signed_constant_",
     "init_scores_",
     "MASK_KINDS",
@@ -52,19 +53,22 @@ class MaskConfig:
             raise ValueError(f"score_init must be one of {SCORE_INITS}; got {self.score_init!r}.")
 
 
+def _topk_into(scores: torch.Tensor, sparsity: float, out: torch.Tensor) -> torch.Tensor:
+    magnitude = scores.abs()
+    n_keep = max(1, int(round(sparsity * magnitude.numel())))
+    if n_keep >= magnitude.numel():
+        return out.fill_(1)
+    # kthvalue is linear time; the (n - n_keep)-th smallest is the largest value that is dropped.
+    cut = magnitude.flatten().kthvalue(magnitude.numel() - n_keep).values
+    return torch.gt(magnitude, cut, out=out)
+
+
 class _TopK(torch.autograd.Function):
     """Top-k by magnitude in the forward pass, identity (straight-through) in the backward pass."""
 
     @staticmethod
     def forward(ctx, scores: torch.Tensor, sparsity: float) -> torch.Tensor:
-        flat = scores.detach().abs().flatten()
-        n_keep = max(1, int(round(sparsity * flat.numel())))
-        if n_keep >= flat.numel():
-            return torch.ones_like(scores)
-        # kthvalue is linear time; the (n - n_keep)-th smallest is the largest value that is dropped.
-        cut = flat.kthvalue(flat.numel() - n_keep).values
-        mask = (scores.detach().abs() > cut).to(scores.dtype)
-        return mask
+        return _topk_into(scores.detach(), sparsity, torch.empty_like(scores))
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
@@ -76,7 +80,7 @@ class _Threshold(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, scores: torch.Tensor) -> torch.Tensor:
-        return (scores.detach() >= 0).to(scores.dtype)
+        return torch.ge(scores.detach(), 0, out=torch.empty_like(scores))  # no bool tensor, no cast
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
@@ -111,6 +115,19 @@ def compute_mask(scores: torch.Tensor, config: MaskConfig) -> torch.Tensor:
     if config.kind == "topk":
         return topk_mask(scores, config.sparsity)
     return threshold_mask(scores)
+
+
+@torch.no_grad()
+def binary_mask(scores: torch.Tensor, config: MaskConfig, *, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The mask ``config`` asks for, as 0.0/1.0 in the scores' dtype, without any gradient.
+
+    The fused training paths use it (they apply the straight-through gradient themselves). Written
+    straight into ``out`` (same shape, a float dtype) when given: no boolean tensor and no copy.
+    """
+    out = torch.empty_like(scores) if out is None else out
+    if config.kind == "topk":
+        return _topk_into(scores, config.sparsity, out)
+    return torch.ge(scores, 0, out=out)
 
 
 def _fan_in(shape: tuple[int, ...]) -> int:

@@ -17,3 +17,9 @@ def main(verbose: bool) -> None:
 from tools.capacity import capacity  # noqa: E402
 
 main.add_command(capacity)
+from tools.train import train  # noqa: E402
+
+main.add_command(train)
+from tools.evaluate import evaluate  # noqa: E402
+
+main.add_command(evaluate)

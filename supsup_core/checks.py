@@ -1,0 +1,25 @@
+"""Validation helpers shared by the supsup_core entry points, so every error reads the same way."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+__all__ = ["check_choice", "check_positive", "check_fraction"]
+
+
+def check_choice(name: str, value: Any, choices: Iterable[Any], fix: str = "") -> None:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices`` (the message lists them and the fix)."""
+    choices = list(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}; got {value!r}. {fix}".rstrip())
+
+
+def check_positive(name: str, value: float, fix: str = "") -> None:
+    """Raise ``ValueError`` unless ``value > 0``."""
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0; got {value!r}. {fix}".rstrip())
+
+
+def check_fraction(name: str, value: float, fix: str = "") -> None:
+    """Raise ``ValueError`` unless ``0 < value < 1``."""
+    if not 0 < value < 1:
+        raise ValueError(f"{name} must lie strictly between 0 and 1; got {value!r}. {fix}".rstrip())

@@ -1,0 +1,40 @@
+"""Evaluate a trained run: every stored task's test accuracy with its own mask (the GG scenario)."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from supsup_core.continual import check_compatible
+from supsup_core.runs import RunDirectory
+from supsup_core.streams import TaskStream, build_stream
+from supsup_core.training import evaluate_tasks
+
+__all__ = ["EvaluationResult", "evaluate_gg"]
+
+
+class EvaluationResult(NamedTuple):
+    """``per_task_accuracy[t]`` is task ``t``'s test accuracy; ``average_accuracy`` their mean."""
+
+    per_task_accuracy: list[float]
+    average_accuracy: float
+
+
+def evaluate_gg(run: RunDirectory, *, device: torch.device | str = "cpu", stream: TaskStream | None = None) -> EvaluationResult:
+    """Test accuracy of every task with a mask file, the task id given (GG).
+
+    Parameters
+    ----------
+    run : RunDirectory
+    device : torch.device or str
+    stream : TaskStream, optional
+        Default: rebuilt from the run's stream config (same data, split and permutations).
+    """
+    stream = stream if stream is not None else build_stream(run.config.stream, device)
+    check_compatible(run, stream)
+    model = run.load_model(device)
+    num_tasks = len(run.saved_tasks())
+    if num_tasks == 0:
+        raise ValueError(f"run {run.path} has no trained task yet; run `supsup train` with --out {run.path} first.")
+    accuracies = evaluate_tasks(model, stream, range(num_tasks), batch_size=run.config.train.eval_batch_size)
+    return EvaluationResult(accuracies, sum(accuracies) / len(accuracies))

@@ -1,0 +1,60 @@
+"""Continual-learning metrics from the accuracy matrix R (R[i][j]: accuracy on task j after training task i)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+__all__ = ["check_accuracy_matrix", "average_accuracy", "bwt", "forgetting_max", "forgetting_initial", "summarize"]
+
+
+def check_accuracy_matrix(matrix: Sequence[Sequence[float]]) -> list[list[float]]:
+    """Validate a lower-triangular accuracy matrix: row ``i`` holds tasks ``0..i`` (extra entries are dropped).
+
+    Returns the matrix as lists of floats, row ``i`` of length ``i + 1``.
+    """
+    if len(matrix) == 0:
+        raise ValueError("the accuracy matrix is empty; train at least one task first")
+    rows = []
+    for i, row in enumerate(matrix):
+        if len(row) < i + 1:
+            raise ValueError(f"row {i} of the accuracy matrix must hold tasks 0..{i} ({i + 1} values); got {len(row)}.")
+        rows.append([float(v) for v in row[: i + 1]])
+    return rows
+
+
+def average_accuracy(matrix: Sequence[Sequence[float]]) -> float:
+    """Mean accuracy over all tasks after the last one: ``mean_j R[T-1][j]``."""
+    rows = check_accuracy_matrix(matrix)
+    return sum(rows[-1]) / len(rows[-1])
+
+
+def bwt(matrix: Sequence[Sequence[float]]) -> float:
+    """Backward transfer ``mean_{j<T-1} (R[T-1][j] − R[j][j])`` (negative = forgetting; 0.0 for one task)."""
+    rows = check_accuracy_matrix(matrix)
+    last = len(rows) - 1
+    if last == 0:
+        return 0.0
+    return sum(rows[last][j] - rows[j][j] for j in range(last)) / last
+
+
+def forgetting_max(matrix: Sequence[Sequence[float]]) -> float:
+    """Forgetting ``mean_{j<T-1} (max_{j<=i<T-1} R[i][j] − R[T-1][j])`` (Chaudhry et al.; 0.0 for one task)."""
+    rows = check_accuracy_matrix(matrix)
+    last = len(rows) - 1
+    if last == 0:
+        return 0.0
+    return sum(max(rows[i][j] for i in range(j, last)) - rows[last][j] for j in range(last)) / last
+
+
+def forgetting_initial(matrix: Sequence[Sequence[float]]) -> float:
+    """Forgetting against the accuracy right after learning: ``mean_{j<T-1} (R[j][j] − R[T-1][j])`` = −bwt."""
+    return 0.0 - bwt(matrix)  # 0.0 - x keeps 0.0 (not -0.0) when nothing is forgotten
+
+
+def summarize(matrix: Sequence[Sequence[float]]) -> dict[str, float]:
+    """All four metrics by their results.json names."""
+    return {
+        "average_accuracy": average_accuracy(matrix),
+        "bwt": bwt(matrix),
+        "forgetting_max": forgetting_max(matrix),
+        "forgetting_initial": forgetting_initial(matrix),
+    }

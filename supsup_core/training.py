@@ -1,0 +1,193 @@
+"""Train one task's supermask scores over the fixed weights, and measure a task's test accuracy."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from supsup_core import modes
+from supsup_core.checks import check_choice, check_positive
+from supsup_core.streams import TaskStream
+
+__all__ = ["TrainConfig", "TrainResult", "OPTIMIZERS", "task_generator", "train_task", "evaluate_task", "evaluate_tasks"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train one task's scores. Give exactly one of ``iterations`` and ``epochs``.
+
+    Parameters
+    ----------
+    iterations : int, optional
+        Number of batches per task.
+    epochs : float, optional
+        Passes over the task's training set (rounded up to whole batches).
+    batch_size : int
+    optimizer : {"sgd", "adam", "rmsprop"}
+        A key of :data:`OPTIMIZERS`.
+    lr : float
+    momentum : float, optional
+        SGD and RMSprop momentum; default 0.9 for SGD and 0 for RMSprop. Adam takes none.
+    weight_decay : float
+    eval_batch_size : int
+        Test batch size (BatchNorm-masked models normalise with the batch's statistics).
+    """
+
+    iterations: int | None = None
+    epochs: float | None = None
+    batch_size: int = 128
+    optimizer: str = "rmsprop"
+    lr: float = 1e-4
+    momentum: float | None = None
+    weight_decay: float = 0.0
+    eval_batch_size: int = 1000
+
+    def __post_init__(self) -> None:
+        if (self.iterations is None) == (self.epochs is None):
+            raise ValueError(
+                f"give exactly one of iterations and epochs; got iterations={self.iterations}, epochs={self.epochs}. "
+                "Drop one of --iterations/--epochs."
+            )
+        if self.iterations is not None:
+            check_positive("iterations", self.iterations)
+        if self.epochs is not None:
+            check_positive("epochs", self.epochs)
+        check_positive("batch_size", self.batch_size)
+        check_positive("eval_batch_size", self.eval_batch_size)
+        check_positive("lr", self.lr)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        if self.optimizer == "adam" and self.momentum is not None:
+            raise ValueError(f"adam takes no momentum; got momentum={self.momentum}. Leave --momentum out or use sgd/rmsprop.")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay}.")
+
+    def num_batches(self, num_train: int) -> int:
+        """Batches per task for a task with ``num_train`` training samples."""
+        if self.iterations is not None:
+            return int(self.iterations)
+        return max(1, math.ceil(self.epochs * num_train / min(self.batch_size, num_train)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+        return cls(**dict(data))
+
+
+def _sgd(params: list[nn.Parameter], c: TrainConfig) -> torch.optim.Optimizer:
+    momentum = 0.9 if c.momentum is None else c.momentum
+    return torch.optim.SGD(params, lr=c.lr, momentum=momentum, weight_decay=c.weight_decay, fused=True)
+
+
+def _adam(params: list[nn.Parameter], c: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, fused=True)
+
+
+def _rmsprop(params: list[nn.Parameter], c: TrainConfig) -> torch.optim.Optimizer:
+    momentum = 0.0 if c.momentum is None else c.momentum
+    return torch.optim.RMSprop(params, lr=c.lr, momentum=momentum, weight_decay=c.weight_decay, foreach=True)
+
+
+# name -> builder(params, config); fused (SGD, Adam) or multi-tensor (RMSprop has no fused kernel) updates.
+OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], TrainConfig], torch.optim.Optimizer]] = {
+    "sgd": _sgd,
+    "adam": _adam,
+    "rmsprop": _rmsprop,
+}
+
+
+class TrainResult(NamedTuple):
+    """What training one task did: ``iterations`` batches, the mean loss of the last 10% of them, seconds taken."""
+
+    task_id: int
+    iterations: int
+    final_loss: float
+    seconds: float
+
+
+def task_generator(seed: int, task_id: int) -> torch.Generator:
+    """A CPU generator for task ``task_id`` of a run seeded ``seed`` (score init and batch order).
+
+    Each task gets its own stream, so resuming a run after task ``t`` reproduces task ``t + 1`` exactly.
+    """
+    state = np.random.SeedSequence([int(seed), int(task_id)]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+def train_task(
+    model: nn.Module,
+    task_id: int,
+    stream: TaskStream,
+    config: TrainConfig,
+    *,
+    generator: torch.Generator,
+    progress: bool = False,
+) -> TrainResult:
+    """Train the scores of ``task_id`` only (every other task and all weights stay untouched).
+
+    Parameters
+    ----------
+    model : nn.Module
+        A model from :func:`supsup_core.models.build_model` that holds trainable scores for ``task_id``.
+    task_id : int
+        The model's task whose scores are trained on the stream's task of the same id.
+    stream : TaskStream
+    config : TrainConfig
+    generator : torch.Generator
+        CPU generator for the batch order (see :func:`task_generator`).
+    progress : bool
+        Show a tqdm bar.
+    """
+    params = [layer.task_scores(task_id) for layer in modes.masked_layers(model).values()]
+    if not params:
+        raise ValueError("this model has no masked layers, so there is nothing to train; build it with supsup_core.models.build_model")
+    optimizer = OPTIMIZERS[config.optimizer](params, config)
+    modes.set_task(model, task_id)
+    model.train()
+    num_batches = config.num_batches(stream.num_train(task_id))
+    tail = max(1, num_batches // 10)
+    tail_loss = torch.zeros((), device=stream.device)  # summed on the device: no sync per step
+    start = time.perf_counter()
+    batches = stream.train_batches(task_id, batch_size=config.batch_size, num_batches=num_batches, generator=generator)
+    bar = tqdm(batches, total=num_batches, desc=f"task {task_id}", disable=not progress, leave=False)
+    for i, (x, y) in enumerate(bar):
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if i >= num_batches - tail:
+            tail_loss += loss.detach()
+        if progress and i % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    return TrainResult(int(task_id), num_batches, float(tail_loss) / tail, time.perf_counter() - start)
+
+
+@torch.no_grad()
+def evaluate_task(model: nn.Module, task_id: int, stream: TaskStream, *, batch_size: int = 1000) -> float:
+    """Test accuracy of ``model`` with task ``task_id``'s mask on that task's test set (GG scenario).
+
+    The prediction is the argmax over the first ``stream.num_classes`` outputs (extra "superfluous"
+    outputs are never predicted).
+    """
+    modes.set_task(model, task_id)
+    model.eval()
+    data = stream.test_set(task_id)
+    correct = torch.zeros((), dtype=torch.long, device=data.y.device)
+    for lo in range(0, len(data.y), batch_size):
+        logits = model(data.x[lo: lo + batch_size])[:, : stream.num_classes]
+        correct += (logits.argmax(1) == data.y[lo: lo + batch_size]).sum()
+    return float(correct) / max(1, len(data.y))
+
+
+def evaluate_tasks(model: nn.Module, stream: TaskStream, task_ids: Iterable[int], *, batch_size: int = 1000) -> list[float]:
+    """:func:`evaluate_task` for each of ``task_ids``, in order."""
+    return [evaluate_task(model, t, stream, batch_size=batch_size) for t in task_ids]

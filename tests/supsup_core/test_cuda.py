@@ -1,0 +1,43 @@
+"""The same code on a CUDA GPU: layers, streams and a whole run (skipped without a GPU)."""
+import pytest
+import torch
+
+from supsup_core.continual import train_run
+from supsup_core.datasets import load_digits
+from supsup_core.layers import MaskedLinear
+from supsup_core.models import ModelConfig
+from supsup_core.runs import RunConfig, RunDirectory
+from supsup_core.streams import StreamConfig, build_stream
+from supsup_core.training import TrainConfig
+
+pytestmark = pytest.mark.cuda
+
+
+def test_fused_linear_on_cuda_matches_cpu():
+    cpu = MaskedLinear(32, 16, num_tasks=1, generator=torch.Generator().manual_seed(0))
+    gpu = MaskedLinear(32, 16, num_tasks=0, generator=torch.Generator().manual_seed(0)).cuda()
+    gpu.add_task(generator=torch.Generator().manual_seed(0))  # a CPU generator seeds a CUDA layer
+    with torch.no_grad():
+        gpu.task_scores(0).copy_(cpu.task_scores(0))
+    x = torch.randn(8, 32)
+    cpu(x).sum().backward()
+    gpu(x.cuda()).sum().backward()
+    torch.testing.assert_close(gpu.task_scores(0).grad.cpu(), cpu.task_scores(0).grad, rtol=1e-4, atol=1e-5)
+
+
+def test_stream_tensors_live_on_the_device():
+    stream = build_stream(StreamConfig(dataset="permuted-mnist", num_tasks=2), device="cuda", data=load_digits())
+    batch = next(stream.train_batches(1, batch_size=16, num_batches=1, generator=torch.Generator()))
+    assert batch.x.is_cuda and batch.y.is_cuda and stream.test_set(0).x.is_cuda
+
+
+def test_run_on_cuda_resumes_on_cpu(tmp_path):
+    digits = load_digits()
+    config = RunConfig(model=ModelConfig(name="bnnet", input_shape=(1, 8, 8), num_tasks=0, width=32),
+                       stream=StreamConfig(dataset="split-mnist", num_tasks=2),
+                       train=TrainConfig(iterations=20, optimizer="sgd", lr=0.1), seed=0)
+    run = RunDirectory.create(tmp_path / "run", config)
+    result = train_run(run, device="cuda", stream=build_stream(config.stream, device="cuda", data=digits))
+    assert len(result.accuracy_matrix) == 2 and result.accuracy_matrix[-1][0] == result.accuracy_matrix[0][0]
+    model = run.load_model("cpu")
+    assert all(not t.is_cuda for t in model.state_dict().values())

@@ -1,0 +1,39 @@
+"""`supsup evaluate RUN --scenario GG` through CliRunner, and its errors."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from tools.cli import main
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval") / "run"
+    result = CliRunner().invoke(main, ["train", "--dataset", "split-mnist", "--num-tasks", "2", "--model", "lenet", "--width", "16",
+                                       "--iterations", "10", "--lr", "1e-2", "--no-progress", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_gg_matches_the_training_results_and_writes_json(run_dir, tmp_path):
+    result = CliRunner().invoke(main, ["evaluate", str(run_dir), "--scenario", "GG", "--json", str(tmp_path / "e.json")])
+    assert result.exit_code == 0, result.output
+    written = json.loads((tmp_path / "e.json").read_text())
+    final_row = json.loads((run_dir / "results.json").read_text())["accuracy_matrix"][-1]
+    assert written["per_task_accuracy"] == final_row
+    assert written["average_accuracy"] == pytest.approx(sum(final_row) / 2)
+    assert "average accuracy (GG)" in result.output
+
+
+@pytest.mark.parametrize("scenario", ["GNs", "GNu"])
+def test_gn_scenarios_are_not_available_yet(run_dir, scenario):
+    result = CliRunner().invoke(main, ["evaluate", str(run_dir), "--scenario", scenario])
+    assert result.exit_code == 2 and "not available yet" in result.output
+
+
+def test_evaluate_errors(tmp_path):
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path)])
+    assert result.exit_code == 2 and "not a run directory" in result.output
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "missing")])
+    assert result.exit_code == 2 and "does not exist" in result.output
