@@ -19,6 +19,8 @@ __all__ = [
     "RecoveryResult",
     "sign_ste",
     "anneal",
+    "SteerConfig",
+    "steer",
 ]
 
 
@@ -77,12 +79,17 @@ class RecoveryConfig:
 
 
 class RecoveryTrace(NamedTuple):
-    """Per-step values of the descent (length = steps actually taken)."""
+    """Per-step values of the descent (length = steps actually taken).
+
+    ``states`` holds ``sign(z)`` after each step as int8 (d,) tensors, so a caller that knows the true
+    pattern can count bit errors over the steps.
+    """
 
     entropy: list[float]
     energy: list[float]
     weight: list[float]
     flips: list[int]
+    states: list[torch.Tensor]
 
 
 class RecoveryResult(NamedTuple):
@@ -147,7 +154,7 @@ def anneal(
     weight_of = SCHEDULES[config.schedule]
     scores = init.detach().clone().float().requires_grad_(True)
     optimizer = torch.optim.SGD([scores], lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    trace = RecoveryTrace([], [], [], [])
+    trace = RecoveryTrace([], [], [], [], [])
     previous = sign_ste(scores).detach()
     taken = 0
     for step, batch in enumerate(batches):
@@ -164,6 +171,7 @@ def anneal(
         with torch.no_grad():
             current = torch.where(scores >= 0, 1.0, -1.0)
             trace.flips.append(int((current != previous).sum()))
+            trace.states.append(current.to(torch.int8))
             previous = current
         trace.entropy.append(float(h.detach()))
         trace.energy.append(float(e.detach()))
@@ -173,3 +181,98 @@ def anneal(
         raise ValueError("no batches were given; recovery needs at least one batch of unlabelled data")
     final = scores.detach()
     return RecoveryResult(torch.where(final >= 0, 1.0, -1.0), final, taken, trace)
+
+
+@dataclass(frozen=True)
+class SteerConfig:
+    """Knobs of :func:`steer`, the memory-steered descent.
+
+    Parameters
+    ----------
+    steps : int
+        Descent steps (one data batch each).
+    step_size : float
+        RMS change of the scores z per step (the projected gradient is normalised, so this is scale-free).
+    recall_steps : int
+        Most synchronous Hopfield steps of the final recall from ``sign(z)``.
+    """
+
+    steps: int = 30
+    step_size: float = 0.25
+    recall_steps: int = 100
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.recall_steps < 1:
+            raise ValueError(f"steps and recall_steps must be >= 1; got {self.steps} and {self.recall_steps}.")
+        if not self.step_size > 0:
+            raise ValueError(f"step_size must be > 0; got {self.step_size}.")
+
+
+def steer(
+    *,
+    entropy: Callable[[torch.Tensor, object], torch.Tensor],
+    project: Callable[[torch.Tensor], torch.Tensor],
+    recall: Callable[[torch.Tensor], torch.Tensor],
+    energy: Callable[[torch.Tensor], torch.Tensor],
+    init: torch.Tensor,
+    batches: Iterable[object],
+    config: SteerConfig = SteerConfig(),
+) -> RecoveryResult:
+    """Descend the output entropy inside the span the memory projects onto, then recall a stored pattern.
+
+    The state is the soft mask ``clamp(z, −1, 1)``; each step moves z against the entropy gradient
+    *after* passing it through the memory (``project(g) = Ψ g``). For the pseudo-inverse rule Ψ is the
+    orthogonal projection onto the span of the stored patterns, so z stays a combination
+    ``Σ_i c_i x_i`` and the step is SupSup's superposition gradient in pattern space, decorrelated by
+    the Gram matrix (biased, correlated masks stay apart). A final Hopfield recall from ``sign(z)``
+    snaps onto the stored pattern whose basin the descent ended in.
+
+    Parameters
+    ----------
+    entropy : callable (state, batch) -> scalar Tensor
+        Output entropy with the soft state (values in [−1, 1], shape (d,)) as the mask.
+    project : callable (g) -> Tensor
+        ``Ψ g`` for a gradient g of shape (d,).
+    recall : callable (state) -> Tensor
+        Hopfield recall of a ±1 state (d,) to a fixed point.
+    energy : callable (state) -> scalar Tensor
+        Hopfield energy, only recorded in the trace.
+    init : Tensor of shape (d,)
+        Starting scores (the stored patterns' mean: the uniform superposition).
+    batches : iterable of unlabelled batches
+    config : SteerConfig
+
+    Returns
+    -------
+    RecoveryResult (``steps`` counts descent steps; the recall's steps are not included)
+    """
+    if init.dim() != 1:
+        raise ValueError(f"init must be a 1-D score vector of shape (d,); got shape {tuple(init.shape)}.")
+    scores = init.detach().clone().float()
+    trace = RecoveryTrace([], [], [], [], [])
+    previous = torch.where(scores >= 0, 1.0, -1.0)
+    taken = 0
+    for step, batch in enumerate(batches):
+        if step >= config.steps:
+            break
+        state = scores.clamp(-1.0, 1.0).requires_grad_(True)
+        h = entropy(state, batch)
+        (grad,) = torch.autograd.grad(h, state)
+        with torch.no_grad():
+            direction = project(grad)
+            rms = direction.pow(2).mean().sqrt()
+            if rms > 0:
+                scores -= config.step_size * direction / rms
+            current = torch.where(scores >= 0, 1.0, -1.0)
+            trace.flips.append(int((current != previous).sum()))
+            trace.states.append(current.to(torch.int8))
+            trace.energy.append(float(energy(current)))
+            previous = current
+        trace.entropy.append(float(h.detach()))
+        trace.weight.append(step / config.steps)
+        taken += 1
+    if taken == 0:
+        raise ValueError("no batches were given; recovery needs at least one batch of unlabelled data")
+    with torch.no_grad():
+        state = recall(torch.where(scores >= 0, 1.0, -1.0))
+    return RecoveryResult(state, scores, taken, trace)

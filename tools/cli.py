@@ -23,3 +23,12 @@ main.add_command(train)
 from tools.evaluate import evaluate  # noqa: E402
 
 main.add_command(evaluate)
+from tools.encode import encode  # noqa: E402
+
+main.add_command(encode)
+from tools.recover import recover  # noqa: E402
+
+main.add_command(recover)
+from tools.demo import demo  # noqa: E402
+
+main.add_command(demo)

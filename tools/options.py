@@ -1,6 +1,8 @@
 """Options every command spells the same way: --seed, --device, --json."""
 from __future__ import annotations
 
+import contextlib
+
 import click
 import torch
 
@@ -35,3 +37,12 @@ def resolve_device(device: str | None) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise click.BadParameter("CUDA was asked for but no CUDA GPU is available; use --device cpu.", param_hint="--device")
     return torch.device(device)
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Turn the libraries' validation errors (which name the problem and the fix) into click errors."""
+    try:
+        yield
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        raise click.ClickException(str(err)) from err

@@ -1,0 +1,27 @@
+"""`supsup demo`: the whole pipeline on the built-in digits, shortened."""
+import json
+
+from click.testing import CliRunner
+
+from tools.cli import main
+
+
+def test_demo_recovers_every_task_after_deleting_the_masks(tmp_path):
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--num-tasks", "2", "--epochs", "1", "--steps", "10", "--no-progress"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "exact recoveries 2/2" in result.output
+    report = json.loads((out / "recovery.json").read_text())
+    assert report["exact_recoveries"] == 2 and report["num_tasks"] == 2
+    assert abs(report["mean_accuracy"] - report["mean_gg_accuracy"]) < 1e-9
+    assert len(report["tasks"][0]["bit_errors_per_step"]) == 10
+    assert not list((out / "run" / "masks").glob("*.safetensors")), "the demo must delete the explicit masks"
+    assert (out / "store.safetensors").is_file()
+    assert (out / "recovery.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_refuses_to_overwrite_an_earlier_demo(tmp_path):
+    (tmp_path / "demo" / "run").mkdir(parents=True)
+    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "demo"), "--no-progress"])
+    assert result.exit_code != 0 and "already exists" in result.output

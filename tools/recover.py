@@ -1,0 +1,70 @@
+"""`supsup recover`: get each task's masks back from the store and unlabelled test images, and score them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hopfield_masks import load_memory
+from hopfield_masks.io import write_json
+from hopfield_masks.recovery import SCHEDULES, RecoveryConfig, SteerConfig
+from supsup_core.hopsupsup import RECOVERY_METHODS
+from supsup_core.recovery_report import RunRecovery, read_true_masks, recover_run
+from supsup_core.runs import RunDirectory
+from tools.options import device_option, json_option, resolve_device, seed_option, user_errors
+
+
+def format_recovery(report: RunRecovery) -> str:
+    """A plain-text table of a run's recovery (one row per task, then totals)."""
+    lines = [f"{'task':>4}  {'bit errors':>10}  {'accuracy':>8}  {'GG acc.':>8}  {'steps':>5}  {'seconds':>7}"]
+    for row in report.tasks:
+        errors = "n/a" if row["bit_errors"] is None else f"{row['bit_errors']}/{row['bits']}"
+        gg = "n/a" if row["gg_accuracy"] is None else f"{row['gg_accuracy']:.4f}"
+        lines.append(f"{row['task_id']:>4}  {errors:>10}  {row['accuracy']:>8.4f}  {gg:>8}  {row['steps']:>5}  {row['seconds']:>7.2f}")
+    exact = "n/a (true masks not available)" if report.exact_recoveries is None else f"{report.exact_recoveries}/{len(report.tasks)}"
+    gg = "n/a" if report.mean_gg_accuracy is None else f"{report.mean_gg_accuracy:.4f}"
+    lines.append(f"method {report.method}: exact recoveries {exact}; mean accuracy {report.mean_accuracy:.4f} "
+                 f"(task given: {gg}); {report.seconds_per_task:.2f} s per task")
+    lines.append(f"memory: {report.store_bytes:,} bytes; the packed masks themselves: {report.packed_mask_bytes:,} bytes")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--store", "store_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="Store file written by `supsup encode`.")
+@click.option("--method", type=click.Choice(RECOVERY_METHODS), default="reference", show_default=True,
+              help="reference: the paper's annealed descent; steered: memory-projected descent, then recall.")
+@click.option("--steps", type=click.IntRange(min=1), default=30, show_default=True, help="Descent steps T (one batch each).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Unlabelled images per step.")
+@click.option("--gamma", type=click.FloatRange(min=0), default=1.5e-3, show_default=True, help="reference: energy weight γ.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=500.0, show_default=True, help="reference: SGD lr.")
+@click.option("--momentum", type=click.FloatRange(0, 1), default=0.9, show_default=True, help="reference: SGD momentum.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=1e-4, show_default=True, help="reference: SGD weight decay.")
+@click.option("--schedule", type=click.Choice(sorted(SCHEDULES)), default="linear", show_default=True,
+              help="reference: how the energy weight t/T ramps up.")
+@click.option("--step-size", type=click.FloatRange(min=0, min_open=True), default=0.25, show_default=True,
+              help="steered: RMS change of the scores per step.")
+@click.option("--recall-steps", type=click.IntRange(min=1), default=100, show_default=True,
+              help="steered: most Hopfield steps of the final recall.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar.")
+@seed_option
+@device_option
+@json_option
+def recover(run_dir, store_path, method, steps, batch_size, gamma, lr, momentum, weight_decay, schedule, step_size,
+            recall_steps, progress, seed, device, json_path):
+    """Recover every task's masks of RUN_DIR from the store alone (no task ids, no labels), then score them."""
+    if method == "reference":
+        config = RecoveryConfig(steps=steps, lr=lr, momentum=momentum, weight_decay=weight_decay, gamma=gamma, schedule=schedule)
+    else:
+        config = SteerConfig(steps=steps, step_size=step_size, recall_steps=recall_steps)
+    with user_errors():
+        run = RunDirectory.open(run_dir)
+        target = resolve_device(device)
+        memory = load_memory(store_path, device=target)
+        report = recover_run(run, memory, method=method, config=config, batch_size=batch_size, seed=seed, device=target,
+                             true_masks=read_true_masks(run, memory.count), progress=progress)
+    click.echo(format_recovery(report))
+    if json_path:
+        write_json(json_path, report.to_json())
+        click.echo(f"results: {json_path}")
