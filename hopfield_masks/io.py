@@ -30,6 +30,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -40,6 +41,30 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _canonical_header(raw: bytes) -> bytes:
+    """Sort the ``__metadata__`` keys of a safetensors file so equal content gives equal bytes.
+
+    safetensors writes metadata in hash-map order, which differs between processes. Sorting keeps the
+    header's length (the same JSON, reordered), so the padding and data offsets stay valid.
+    """
+    size = int.from_bytes(raw[:8], "little")
+    text = raw[8 : 8 + size].rstrip(b" ")
+    header = json.loads(text)
+    if "__metadata__" not in header:
+        return raw
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    canonical = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(canonical) != len(text):  # escaping differs from serde's: keep the original bytes
+        return raw
+    return raw[:8] + canonical + raw[8 + len(text) :]
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
@@ -63,7 +88,8 @@ def save_tensors(
 ) -> Path:
     """Save tensors with safetensors (contiguous CPU copies), atomically."""
     flat = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
-    return atomic_write_bytes(path, _st_save(flat, metadata=dict(metadata) if metadata else None))
+    raw = _st_save(flat, metadata=dict(metadata) if metadata else None)
+    return atomic_write_bytes(path, _canonical_header(raw))
 
 
 def load_tensors(path: str | os.PathLike, *, what: str = "tensor file") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
