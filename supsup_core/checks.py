@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-__all__ = ["check_choice", "check_positive", "check_fraction"]
+__all__ = ["check_choice", "check_positive", "check_fraction", "check_output_size"]
 
 
 def check_choice(name: str, value: Any, choices: Iterable[Any], fix: str = "") -> None:
@@ -23,3 +23,19 @@ def check_fraction(name: str, value: float, fix: str = "") -> None:
     """Raise ``ValueError`` unless ``0 < value < 1``."""
     if not 0 < value < 1:
         raise ValueError(f"{name} must lie strictly between 0 and 1; got {value!r}. {fix}".rstrip())
+
+
+def check_output_size(output_size: int, real_outputs: int, *, needs_extra: bool = False) -> None:
+    """Raise ``ValueError`` unless a model with ``output_size`` outputs can serve ``real_outputs`` classes
+    (and, with ``needs_extra``, has superfluous outputs beyond them)."""
+    if output_size < real_outputs:
+        raise ValueError(
+            f"the model has {output_size} outputs, fewer than the {real_outputs} classes (real_outputs); "
+            f"build it with --output-size >= {real_outputs} (e.g. 100 or 500 for the superfluous objective)."
+        )
+    if needs_extra and output_size == real_outputs:
+        raise ValueError(
+            f"the superfluous objective needs extra outputs beyond the {real_outputs} classes; the model has "
+            f"exactly {output_size}. Train with --output-size larger than {real_outputs} (e.g. 100) or use "
+            "--objective entropy."
+        )

@@ -13,7 +13,7 @@ from supsup_core.runs import RunDirectory
 from supsup_core.streams import TaskStream, build_stream
 from supsup_core.training import evaluate_tasks, task_generator, train_task
 
-__all__ = ["RunResult", "check_compatible", "train_run"]
+__all__ = ["RunResult", "check_compatible", "transfer_scores", "train_run"]
 
 
 class RunResult(NamedTuple):
@@ -56,6 +56,18 @@ def _mask_bits(model: nn.Module) -> int:
     return sum(math.prod(layer.mask_shape) for layer in modes.masked_layers(model).values())
 
 
+def transfer_scores(run: RunDirectory, task_id: int) -> dict[str, torch.Tensor] | None:
+    """Initial scores of ``task_id`` under transfer: the mean of tasks ``0..task_id-1``'s saved scores by layer
+    (``None`` for the first task)."""
+    if task_id == 0:
+        return None
+    total = {name: s.clone() for name, s in run.read_scores(0).items()}
+    for earlier in range(1, task_id):
+        for name, scores in run.read_scores(earlier).items():
+            total[name] += scores
+    return {name: s / task_id for name, s in total.items()}
+
+
 def train_run(
     run: RunDirectory,
     *,
@@ -66,7 +78,8 @@ def train_run(
 ) -> RunResult:
     """Train every task of ``run`` not finished yet, writing each task's files as soon as it is done.
 
-    Per task ``t``: allocate scores (from :func:`task_generator`), train them, write the bit-packed mask
+    Per task ``t``: allocate scores (from :func:`task_generator`, or with ``config.transfer`` the mean of
+    the earlier tasks' scores, see :func:`transfer_scores`), train them, write the bit-packed mask
     (and the scores when the run saves them), freeze the task, evaluate tasks ``0..t`` and rewrite
     results.json. A task whose mask file exists but whose results row is missing (a crash in between)
     is evaluated from its file, not retrained; files written before never change.
@@ -86,6 +99,8 @@ def train_run(
     stream = stream if stream is not None else build_stream(config.stream, device)
     check_compatible(run, stream)
     results = run.read_results()
+    if results.get("scenario") == "NN":
+        raise ValueError(f"{run.path} holds an NN run (masks allocated without task ids); it cannot be continued task by task. Choose a new --out directory.")
     done = len(results["accuracy_matrix"])
     model = run.load_model(device, num_tasks=done + (done in run.saved_tasks()))
     results.update(dataset=config.stream.dataset, model=config.model.name, num_tasks=stream.num_tasks,
@@ -94,7 +109,8 @@ def train_run(
         info: dict[str, Any] = {"task_id": task_id, "trained": False}
         if task_id >= modes.num_tasks(model):
             generator = task_generator(config.seed, task_id)
-            modes.add_task(model, generator=generator)
+            init = transfer_scores(run, task_id) if config.transfer else None
+            modes.add_task(model, init_scores=init, generator=generator)
             trained = train_task(model, task_id, stream, config.train, generator=generator, progress=progress)
             if config.save_scores:
                 run.write_scores(model, task_id)

@@ -30,6 +30,8 @@ def evaluate_gg(run: RunDirectory, *, device: torch.device | str = "cpu", stream
     stream : TaskStream, optional
         Default: rebuilt from the run's stream config (same data, split and permutations).
     """
+    if run.read_results().get("scenario") == "NN":
+        raise ValueError(f"{run.path} is an NN run: its masks were allocated without task ids, so GG does not apply. Use --scenario GNs or GNu.")
     stream = stream if stream is not None else build_stream(run.config.stream, device)
     check_compatible(run, stream)
     model = run.load_model(device)

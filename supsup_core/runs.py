@@ -46,8 +46,14 @@ class RunConfig:
     train: TrainConfig
     seed: int = 0
     save_scores: bool = False
+    transfer: bool = False  # start each task's scores at the mean of earlier tasks' (saved) scores
 
     def __post_init__(self) -> None:
+        if self.transfer and not self.save_scores:
+            raise ValueError(
+                "transfer starts each task at the mean of the earlier tasks' scores, read back from their saved "
+                "scores; set save_scores=True as well (the CLI's --transfer does)."
+            )
         if self.model.num_tasks != 0:
             raise ValueError(
                 f"a run's model config must have num_tasks=0 (tasks are added as they are trained); got {self.model.num_tasks}. "
@@ -55,7 +61,7 @@ class RunConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format_version": FORMAT_VERSION, "seed": self.seed, "save_scores": self.save_scores,
+        return {"format_version": FORMAT_VERSION, "seed": self.seed, "save_scores": self.save_scores, "transfer": self.transfer,
                 "model": self.model.to_dict(), "stream": self.stream.to_dict(), "train": self.train.to_dict()}
 
     @classmethod
@@ -64,7 +70,8 @@ class RunConfig:
             raise ValueError(f"run config has format_version {data.get('format_version')!r}; this code reads {FORMAT_VERSION}.")
         try:
             return cls(model=ModelConfig.from_dict(data["model"]), stream=StreamConfig.from_dict(data["stream"]),
-                       train=TrainConfig.from_dict(data["train"]), seed=int(data["seed"]), save_scores=bool(data["save_scores"]))
+                       train=TrainConfig.from_dict(data["train"]), seed=int(data["seed"]), save_scores=bool(data["save_scores"]),
+                       transfer=bool(data.get("transfer", False)))
         except (KeyError, TypeError) as err:
             raise ValueError(f"run config is missing or has malformed fields ({err}); re-create the run.") from err
 

@@ -6,7 +6,9 @@ from pathlib import Path
 import click
 
 from supsup_core.continual import check_compatible, train_run
+from supsup_core.gn_evaluation import GNConfig
 from supsup_core.models import MODELS, ModelConfig
+from supsup_core.nn_training import NNConfig, train_nn_run
 from supsup_core.runs import RunConfig, RunDirectory
 from supsup_core.streams import STREAMS, StreamConfig, build_stream
 from supsup_core.supermask import MASK_KINDS, SCORE_INITS
@@ -41,13 +43,22 @@ def format_matrix(matrix: list[list[float]]) -> str:
 @click.option("--output-size", type=click.IntRange(min=1), default=None, help="Output units (default: number of classes).")
 @click.option("--width", type=click.IntRange(min=1), default=None, help="Hidden width or base channels (default per model).")
 @click.option("--save-scores", is_flag=True, help="Also keep each task's real-valued scores.")
+@click.option("--transfer", is_flag=True, help="Start each task's scores at the mean of the earlier tasks' scores (implies --save-scores).")
+@click.option("--scenario", type=click.Choice(["GG", "NN"]), default="GG", show_default=True,
+              help="GG: one mask per task, task ids given. NN: no task ids; a new mask is allocated when the data looks new.")
+@click.option("--check-every", type=click.IntRange(min=1), default=100, show_default=True, help="NN: batches between novelty checks.")
+@click.option("--epsilon", type=click.FloatRange(min=0, min_open=True), default=2.0**-3, show_default=True,
+              help="NN: new data when max softmax(-dH/dalpha) < (1 + epsilon) / n.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars.")
 @seed_option
 @device_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run directory (resumed if it exists).")
 def train(dataset, data_dir, model_name, num_tasks, iterations, epochs, batch_size, optimizer, lr, momentum, weight_decay,
-          mask_kind, sparsity, score_init, output_size, width, save_scores, progress, seed, device, out) -> None:
-    """Train one supermask per task; rerun the same command to resume an interrupted run."""
+          mask_kind, sparsity, score_init, output_size, width, save_scores, transfer, scenario, check_every, epsilon,
+          progress, seed, device, out) -> None:
+    """Train one supermask per task (GG; rerun the same command to resume) or without task ids (NN)."""
+    if scenario == "NN" and transfer:
+        raise click.UsageError("--transfer needs task boundaries; it applies to --scenario GG only.")
     if iterations is not None and epochs is not None:
         raise click.UsageError("give either --iterations or --epochs, not both.")
     if iterations is None and epochs is None:
@@ -65,19 +76,42 @@ def train(dataset, data_dir, model_name, num_tasks, iterations, epochs, batch_si
         model_config = ModelConfig(name=model_name, input_shape=stream.input_shape, num_tasks=0,
                                    output_size=output_size or stream.num_classes, width=width,
                                    mask_kind=mask_kind, sparsity=sparsity, score_init=score_init)
-        config = RunConfig(model=model_config, stream=stream_config, train=train_config, seed=seed, save_scores=save_scores)
+        config = RunConfig(model=model_config, stream=stream_config, train=train_config, seed=seed,
+                           save_scores=save_scores or transfer, transfer=transfer)
         run = RunDirectory.create(out, config)
         check_compatible(run, stream)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
     click.echo(f"data: {stream.note}")
+    if scenario == "NN":
+        _train_nn(run, NNConfig(train=train_config, check_every=check_every, epsilon=epsilon), stream, dev, progress)
+        return
     done = run.finished_tasks()
     if done:
         click.echo(f"resuming {out}: {done} of {num_tasks} task(s) already finished")
-    result = train_run(run, device=dev, stream=stream, progress=progress,
-                       on_task_end=lambda t, row: click.echo(f"task {t}: " + " ".join(f"{a:.4f}" for a in row)))
+    try:
+        result = train_run(run, device=dev, stream=stream, progress=progress,
+                           on_task_end=lambda t, row: click.echo(f"task {t}: " + " ".join(f"{a:.4f}" for a in row)))
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
     bits = run.read_results()["mask_bits_per_task"]
     click.echo(f"accuracy matrix (R[i][j]: task j after training task i):\n{format_matrix(result.accuracy_matrix)}")
     click.echo(" ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
     click.echo(f"bytes per task mask file: {result.mask_bytes_per_task[-1]} (d/8 = {bits / 8:.0f} for d = {bits} mask bits)")
+    click.echo(f"results: {run.results_path}")
+
+
+def _train_nn(run: RunDirectory, config: NNConfig, stream, device, progress: bool) -> None:
+    evaluation = GNConfig(scenario="GNs", inference="oneshot", objective="entropy", real_outputs=stream.num_classes)
+    try:
+        results = train_nn_run(run, config, evaluation=evaluation, device=device, stream=stream, progress=progress)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+    allocations = [c for c in results["checks"] if c["allocated"]]
+    click.echo("masks allocated at batches: " + ", ".join(f"{c['batch']} (task {c['true_task']})" for c in allocations))
+    click.echo(f"masks allocated: {results['masks_allocated']} for {results['true_tasks']} true tasks; "
+               f"mask trained most per task: {results['mask_of_task']}")
+    click.echo("accuracy without task ids (GNs, one-shot, entropy): " + " ".join(f"{a:.4f}" for a in results["per_task_accuracy"]))
+    click.echo(f"average accuracy {results['average_accuracy']:.4f}; task (mask) inference {results['task_inference_accuracy']:.4f}; "
+               f"with each task's own mask {results['own_mask_average_accuracy']:.4f}")
     click.echo(f"results: {run.results_path}")

@@ -1,4 +1,4 @@
-"""`supsup evaluate RUN --scenario GG` through CliRunner, and its errors."""
+"""`supsup evaluate RUN --scenario GG` through CliRunner, and its errors (GNs/GNu: test_evaluate_gn_cli.py)."""
 import json
 
 import pytest
@@ -24,12 +24,6 @@ def test_gg_matches_the_training_results_and_writes_json(run_dir, tmp_path):
     assert written["per_task_accuracy"] == final_row
     assert written["average_accuracy"] == pytest.approx(sum(final_row) / 2)
     assert "average accuracy (GG)" in result.output
-
-
-@pytest.mark.parametrize("scenario", ["GNs", "GNu"])
-def test_gn_scenarios_are_not_available_yet(run_dir, scenario):
-    result = CliRunner().invoke(main, ["evaluate", str(run_dir), "--scenario", scenario])
-    assert result.exit_code == 2 and "not available yet" in result.output
 
 
 def test_evaluate_errors(tmp_path):

@@ -1,0 +1,70 @@
+"""`supsup evaluate RUN --scenario GNs/GNu` through CliRunner: JSON contract and bad inputs."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from supsup_core.models import ModelConfig
+from supsup_core.runs import RunConfig, RunDirectory
+from supsup_core.streams import StreamConfig
+from supsup_core.training import TrainConfig
+from tools.cli import main
+
+TRAIN = ["train", "--dataset", "permuted-mnist", "--num-tasks", "2", "--model", "lenet", "--width", "16",
+         "--iterations", "10", "--lr", "1e-2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gn") / "run"
+    result = CliRunner().invoke(main, [*TRAIN, "--output-size", "20", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.parametrize("scenario, inference, objective", [("GNu", "oneshot", "superfluous"), ("GNs", "binary", "entropy")])
+def test_gn_writes_the_json_contract(run_dir, tmp_path, scenario, inference, objective):
+    path = tmp_path / "gn.json"
+    result = CliRunner().invoke(main, ["evaluate", str(run_dir), "--scenario", scenario, "--inference", inference,
+                                       "--objective", objective, "--images-per-inference", "16", "--no-progress",
+                                       "--json", str(path)])
+    assert result.exit_code == 0, result.output
+    written = json.loads(path.read_text())
+    assert len(written["per_task_accuracy"]) == 2
+    assert written["average_accuracy"] == pytest.approx(sum(written["per_task_accuracy"]) / 2)
+    assert 0 <= written["task_inference_accuracy"] <= 1
+    assert (written["scenario"], written["inference"], written["objective"], written["real_outputs"]) == (scenario, inference, objective, 10)
+    assert "task-inference accuracy" in result.output
+
+
+def test_single_image_inference_with_a_cap(run_dir, tmp_path):
+    path = tmp_path / "one.json"
+    result = CliRunner().invoke(main, ["evaluate", str(run_dir), "--scenario", "GNu", "--images-per-inference", "1",
+                                       "--max-images-per-task", "3", "--no-progress", "--json", str(path)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(path.read_text())["inferences"] == 6
+
+
+def test_run_with_no_tasks_is_an_error(tmp_path):
+    config = RunConfig(model=ModelConfig(name="lenet", input_shape=(1, 8, 8), output_size=20, num_tasks=0, width=16),
+                       stream=StreamConfig(dataset="permuted-mnist", num_tasks=2), train=TrainConfig(iterations=1))
+    RunDirectory.create(tmp_path / "empty", config)
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "empty"), "--scenario", "GNu", "--no-progress"])
+    assert result.exit_code == 2 and "holds no trained task" in result.output
+
+
+def test_unknown_objective_is_an_error(run_dir):
+    result = CliRunner().invoke(main, ["evaluate", str(run_dir), "--scenario", "GNu", "--objective", "kl"])
+    assert result.exit_code == 2 and "Invalid value for '--objective'" in result.output
+
+
+def test_output_size_smaller_than_the_classes_is_an_error(run_dir):
+    result = CliRunner().invoke(main, ["evaluate", str(run_dir), "--scenario", "GNu", "--real-outputs", "30", "--no-progress"])
+    assert result.exit_code == 2 and "fewer than the 30 classes" in result.output
+
+
+def test_superfluous_needs_extra_outputs(tmp_path):
+    out = tmp_path / "plain"
+    assert CliRunner().invoke(main, [*TRAIN, "--num-tasks", "1", "--out", str(out)]).exit_code == 0
+    result = CliRunner().invoke(main, ["evaluate", str(out), "--scenario", "GNu", "--objective", "superfluous", "--no-progress"])
+    assert result.exit_code == 2 and "needs extra outputs" in result.output

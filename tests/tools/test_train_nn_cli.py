@@ -1,0 +1,69 @@
+"""`supsup train --scenario NN` and `--transfer` through CliRunner."""
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from supsup_core.continual import transfer_scores, train_run
+from supsup_core.models import ModelConfig
+from supsup_core.runs import RunConfig, RunDirectory
+from supsup_core.streams import StreamConfig
+from supsup_core.training import TrainConfig
+from tools.cli import main
+
+TRAIN = ["train", "--dataset", "permuted-mnist", "--num-tasks", "2", "--model", "lenet", "--width", "16",
+         "--batch-size", "32", "--iterations", "8", "--lr", "1e-2", "--no-progress"]
+
+
+def test_nn_reports_masks_allocated_against_true_tasks(tmp_path):
+    out = tmp_path / "nn"
+    result = CliRunner().invoke(main, [*TRAIN, "--scenario", "NN", "--check-every", "4", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["scenario"] == "NN" and results["true_tasks"] == 2
+    assert results["masks_allocated"] == sum(c["allocated"] for c in results["checks"]) >= 1
+    assert len(results["per_task_accuracy"]) == 2 and 0 <= results["average_accuracy"] <= 1
+    assert "masks allocated:" in result.output
+    # the allocated masks are stored, and the run evaluates without task ids (but not in GG, nor resumed)
+    gn = CliRunner().invoke(main, ["evaluate", str(out), "--scenario", "GNs", "--no-progress"])
+    assert gn.exit_code == 0, gn.output
+    gg = CliRunner().invoke(main, ["evaluate", str(out), "--scenario", "GG"])
+    assert gg.exit_code == 2 and "NN run" in gg.output
+    again = CliRunner().invoke(main, [*TRAIN, "--scenario", "NN", "--check-every", "4", "--out", str(out)])
+    assert again.exit_code == 2 and "not resumable" in again.output
+
+
+def test_transfer_needs_task_boundaries():
+    result = CliRunner().invoke(main, [*TRAIN, "--scenario", "NN", "--transfer", "--out", "unused"])
+    assert result.exit_code == 2 and "--transfer" in result.output
+
+
+def _config(transfer: bool, lr: float = 1e-12) -> RunConfig:
+    return RunConfig(model=ModelConfig(name="lenet", input_shape=(1, 8, 8), output_size=10, num_tasks=0, width=16),
+                     stream=StreamConfig(dataset="permuted-mnist", num_tasks=3), train=TrainConfig(iterations=2, lr=lr),
+                     save_scores=True, transfer=transfer)
+
+
+def test_transfer_starts_each_task_at_the_mean_of_earlier_scores(tmp_path):
+    # with a vanishing learning rate the saved scores are the initial ones
+    run = RunDirectory.create(tmp_path / "t", _config(transfer=True))
+    train_run(run)
+    first, second, third = (run.read_scores(t) for t in range(3))
+    for name in first:
+        assert torch.allclose(second[name], first[name], atol=1e-8)
+        assert torch.allclose(third[name], (first[name] + second[name]) / 2, atol=1e-8)
+    assert transfer_scores(run, 0) is None
+    assert all(torch.allclose(v, third[k], atol=1e-8) for k, v in transfer_scores(run, 2).items())
+
+
+def test_without_transfer_tasks_start_apart(tmp_path):
+    run = RunDirectory.create(tmp_path / "n", _config(transfer=False))
+    train_run(run)
+    assert not torch.allclose(run.read_scores(1)["layers.0"], run.read_scores(0)["layers.0"])
+
+
+def test_transfer_needs_saved_scores():
+    with pytest.raises(ValueError, match="set save_scores=True"):
+        RunConfig(model=ModelConfig(name="lenet", num_tasks=0), stream=StreamConfig(dataset="permuted-mnist", num_tasks=2),
+                  train=TrainConfig(iterations=1), transfer=True)
