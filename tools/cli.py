@@ -5,6 +5,13 @@ import logging
 
 import click
 
+from tools.capacity import capacity
+from tools.demo import demo
+from tools.encode import encode
+from tools.evaluate import evaluate
+from tools.recover import recover
+from tools.train import train
+
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
@@ -14,21 +21,5 @@ def main(verbose: bool) -> None:
 
 
 # Each command lives in its own module under tools/ and is registered here explicitly.
-from tools.capacity import capacity  # noqa: E402
-
-main.add_command(capacity)
-from tools.train import train  # noqa: E402
-
-main.add_command(train)
-from tools.evaluate import evaluate  # noqa: E402
-
-main.add_command(evaluate)
-from tools.encode import encode  # noqa: E402
-
-main.add_command(encode)
-from tools.recover import recover  # noqa: E402
-
-main.add_command(recover)
-from tools.demo import demo  # noqa: E402
-
-main.add_command(demo)
+for command in (demo, train, evaluate, encode, recover, capacity):
+    main.add_command(command)
