@@ -14,12 +14,13 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple
 import torch
 from torch import nn
 
-from hopfield_masks import HopfieldMemory, MaskLayout, make_memory, masks_to_patterns
+from hopfield_masks import HopfieldMemory, MaskLayout, default_backend, make_memory, masks_to_patterns
 from hopfield_masks.recovery import RecoveryConfig, RecoveryResult, SteerConfig, anneal, steer
 from supsup_core import modes
 from supsup_core.objectives import entropy as output_entropy
 from supsup_core.runs import RunDirectory
-from supsup_core.streams import TaskData, TaskStream
+from supsup_core.streams import TaskData
+from supsup_core.training import accuracy
 
 __all__ = [
     "RECOVERY_METHODS",
@@ -104,11 +105,7 @@ def encode_run(run: RunDirectory, *, rule: str, backend: str | None = None, devi
     model = run.load_model("cpu", num_tasks=0)
     _check_maskable(run, model)
     layout = mask_layout(model)
-    if backend is None:
-        from hopfield_masks import default_backend
-
-        backend = default_backend(rule)
-    memory = make_memory(rule, layout.dim, backend, layout=layout, device=device, **rule_options)
+    memory = make_memory(rule, layout.dim, backend or default_backend(rule), layout=layout, device=device, **rule_options)
     patterns = torch.stack([masks_to_patterns(layout.flatten(run.read_task(t).masks).float()) for t in tasks])
     memory.store(patterns)
     return memory
@@ -202,14 +199,8 @@ def recover_task(model: nn.Module, memory: HopfieldMemory, batches: Iterator[tor
     return TaskRecovery(state, masks, result.steps, seconds, result)
 
 
-@torch.no_grad()
 def masked_accuracy(model: nn.Module, masks: Mapping[str, torch.Tensor], data: TaskData, *, num_classes: int,
                     batch_size: int = 1000) -> float:
     """Test accuracy of ``model`` with the given layer ``masks`` (argmax over the first ``num_classes`` outputs)."""
     modes.set_masks(model, {name: m.float() for name, m in masks.items()})
-    model.eval()
-    correct = 0
-    for lo in range(0, len(data.y), batch_size):
-        logits = model(data.x[lo: lo + batch_size])[:, :num_classes]
-        correct += int((logits.argmax(1) == data.y[lo: lo + batch_size]).sum())
-    return correct / max(1, len(data.y))
+    return accuracy(model, data, num_classes=num_classes, batch_size=batch_size)

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from supsup_core import modes
 from supsup_core.checks import check_choice, check_positive
-from supsup_core.streams import TaskStream
+from supsup_core.streams import TaskData, TaskStream
 
 __all__ = ["TrainConfig", "TrainResult", "OPTIMIZERS", "task_generator", "train_task", "evaluate_task", "evaluate_tasks"]
 
@@ -172,20 +172,24 @@ def train_task(
 
 
 @torch.no_grad()
-def evaluate_task(model: nn.Module, task_id: int, stream: TaskStream, *, batch_size: int = 1000) -> float:
-    """Test accuracy of ``model`` with task ``task_id``'s mask on that task's test set (GG scenario).
+def accuracy(model: nn.Module, data: TaskData, *, num_classes: int, batch_size: int = 1000) -> float:
+    """Test accuracy of ``model`` in whatever mask mode it is in now, on ``data``.
 
-    The prediction is the argmax over the first ``stream.num_classes`` outputs (extra "superfluous"
-    outputs are never predicted).
+    The prediction is the argmax over the first ``num_classes`` outputs (extra "superfluous" outputs are
+    never predicted).
     """
-    modes.set_task(model, task_id)
     model.eval()
-    data = stream.test_set(task_id)
     correct = torch.zeros((), dtype=torch.long, device=data.y.device)
     for lo in range(0, len(data.y), batch_size):
-        logits = model(data.x[lo: lo + batch_size])[:, : stream.num_classes]
+        logits = model(data.x[lo: lo + batch_size])[:, :num_classes]
         correct += (logits.argmax(1) == data.y[lo: lo + batch_size]).sum()
     return float(correct) / max(1, len(data.y))
+
+
+def evaluate_task(model: nn.Module, task_id: int, stream: TaskStream, *, batch_size: int = 1000) -> float:
+    """Test accuracy of ``model`` with task ``task_id``'s mask on that task's test set (GG scenario)."""
+    modes.set_task(model, task_id)
+    return accuracy(model, stream.test_set(task_id), num_classes=stream.num_classes, batch_size=batch_size)
 
 
 def evaluate_tasks(model: nn.Module, stream: TaskStream, task_ids: Iterable[int], *, batch_size: int = 1000) -> list[float]:

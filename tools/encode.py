@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from hopfield_masks import RULES, default_backend
+from hopfield_masks import RULES
 from supsup_core.hopsupsup import encode_run
 from supsup_core.runs import RunDirectory
 from tools.options import device_option, resolve_device, user_errors

@@ -1,5 +1,4 @@
 """Memories: dense and implicit agree, fields are differentiable, recall reports what happened, errors are clear."""
-import warnings
 
 import pytest
 import torch
