@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -24,6 +25,9 @@ from supsup_core.training import TrainConfig
 __all__ = ["DemoConfig", "DemoResult", "run_demo"]
 
 log = logging.getLogger(__name__)
+
+MARKER = ".supsup-demo"
+"""A file the demo leaves in its output folder, so a rerun may replace that folder and nothing else."""
 
 
 @dataclass(frozen=True)
@@ -70,14 +74,19 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), *, devic
              progress: bool = False) -> DemoResult:
     """Train, encode every task's masks into a Hopfield store, delete the mask files, recover and score.
 
-    Writes ``out/run`` (the run; its ``masks/`` folder is emptied after encoding), ``out/store.safetensors``,
+    ``out`` must be new, empty or an earlier demo's output (which is replaced). Writes ``out/run`` (the run; its ``masks/`` folder is emptied after encoding), ``out/store.safetensors``,
     ``out/recovery.json`` and ``out/recovery.png``. The true masks are kept in memory only to score the
     recovered ones; recovery itself reads the fixed weights and the store.
     """
     out = Path(out)
     run_dir, store_path = out / "run", out / "store.safetensors"
-    if run_dir.exists():
-        raise ValueError(f"{run_dir} already exists; give the demo a new --out folder (it deletes that run's masks).")
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).is_file():
+            raise ValueError(f"{out} already exists and was not written by the demo; give the demo a new or empty --out folder.")
+        log.info("replacing the earlier demo output in %s", out)
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by `supsup demo`; a rerun replaces this folder\n")
     run = RunDirectory.create(run_dir, config.run_config())
     stream = build_stream(run.config.stream, device)
     log.info("training %d tasks on %s", config.num_tasks, stream.note)

@@ -21,7 +21,17 @@ def test_demo_recovers_every_task_after_deleting_the_masks(tmp_path):
     assert (out / "recovery.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_demo_refuses_to_overwrite_an_earlier_demo(tmp_path):
+def test_demo_refuses_a_folder_it_did_not_write_and_changes_nothing(tmp_path):
     (tmp_path / "demo" / "run").mkdir(parents=True)
+    (tmp_path / "demo" / "notes.txt").write_text("mine")
     result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "demo"), "--no-progress"])
-    assert result.exit_code != 0 and "already exists" in result.output
+    assert result.exit_code != 0 and "was not written by the demo" in result.output
+    assert (tmp_path / "demo" / "notes.txt").read_text() == "mine"
+
+
+def test_demo_rerun_replaces_its_own_earlier_output(tmp_path):
+    args = ["demo", "--out", str(tmp_path / "demo"), "--num-tasks", "1", "--epochs", "1", "--steps", "3", "--no-progress"]
+    for _ in range(2):
+        result = CliRunner().invoke(main, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "demo" / "recovery.json").read_text())["num_tasks"] == 1
