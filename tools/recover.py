@@ -34,7 +34,8 @@ def format_recovery(report: RunRecovery) -> str:
 @click.option("--store", "store_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="Store file written by `supsup encode`.")
 @click.option("--method", type=click.Choice(RECOVERY_METHODS), default="reference", show_default=True,
-              help="reference: the paper's annealed descent; steered: memory-projected descent, then recall.")
+              help="reference: the paper's annealed descent; steered: memory-projected descent, then recall "
+                   "(made for the pseudoinverse rule, whose Ψ projects onto the stored patterns).")
 @click.option("--steps", type=click.IntRange(min=1), default=30, show_default=True, help="Descent steps T (one batch each).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Unlabelled images per step.")
 @click.option("--gamma", type=click.FloatRange(min=0), default=1.5e-3, show_default=True, help="reference: energy weight γ.")
