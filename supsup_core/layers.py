@@ -49,6 +49,8 @@ class MaskedLayer(nn.Module):
         self.mask_shape = tuple(int(s) for s in mask_shape)
         self.mask_config = mask_config
         self.scores = nn.ParameterDict()  # task id (as str) -> Parameter of mask_shape
+        # follows .to(device) even while the layer holds no task (MaskedBatchNorm has no weight buffer)
+        self.register_buffer("_device_probe", torch.empty(0), persistent=False)
         self._num_tasks = 0
         self._mode = "task"
         self._task_id = 0
@@ -117,6 +119,8 @@ class MaskedLayer(nn.Module):
 
     def add_frozen_task(self, mask: torch.Tensor) -> int:
         """Append a task known only by its binary mask (loading a run without scores)."""
+        if tuple(mask.shape) != self.mask_shape:
+            raise ValueError(f"mask must have shape {self.mask_shape}; got {tuple(mask.shape)}.")
         task_id = self._num_tasks
         self._num_tasks += 1
         self.freeze_task(task_id, mask)
@@ -152,10 +156,11 @@ class MaskedLayer(nn.Module):
         alphas : Tensor of shape (K,)
             Mixing weights; may require grad.
         masks : Tensor of shape (K, *mask_shape), optional
-            Masks to superpose; by default this layer's task masks (cached until tasks change).
+            Masks to superpose; by default this layer's task masks (cached while every task is frozen;
+            recomputed while any task still has trainable scores, which may have changed).
         """
         if masks is None:
-            if self._stacked is None or self._stacked.shape[0] != self._num_tasks:
+            if self._stacked is None or len(self.scores) > 0 or self._stacked.device != self._device():
                 self._stacked = self.task_masks()
             masks = self._stacked
         if alphas.dim() != 1 or alphas.shape[0] != masks.shape[0]:
@@ -195,9 +200,7 @@ class MaskedLayer(nn.Module):
             )
 
     def _device(self) -> torch.device:
-        for tensor in list(self.buffers()) + list(self.parameters()):
-            return tensor.device
-        return torch.device("cpu")
+        return self._device_probe.device
 
 
 class _WeightMasked(MaskedLayer):

@@ -51,7 +51,7 @@ def test_batchnorm_neuron_mask_zeroes_masked_features(generator):
     assert out[:, 1].abs().sum() == 0 and out[:, 3].abs().sum() == 0
     torch.testing.assert_close(out[:, 0].mean(), torch.tensor(0.0), atol=1e-5, rtol=0)
     assert list(bn.parameters()) == [bn.task_scores(0)]  # no affine parameters, no running stats
-    assert len(list(bn.buffers())) == 0
+    assert [name for name, _ in bn.named_buffers() if name != "_device_probe"] == []  # no running statistics
 
 
 def test_batchnorm_zero_init_starts_with_every_neuron_on():
@@ -122,3 +122,37 @@ def test_layer_errors_name_the_problem(generator):
 def test_fixed_linear_is_signed_constant_without_parameters(generator):
     layer = FixedLinear(8, 3, generator=generator)
     assert list(layer.parameters()) == [] and torch.allclose(layer.weight.abs(), torch.full((3, 8), 0.5))
+
+
+def test_tasks_added_after_moving_a_neuron_mask_layer_live_on_its_device():
+    # MaskedBatchNorm has no weight buffer: its device must still follow .to() while it holds no task
+    from supsup_core.layers import MaskedBatchNorm
+
+    layer = MaskedBatchNorm(4, num_tasks=0).to("meta")
+    layer.add_task()
+    layer.add_frozen_task(torch.ones(4))
+    assert layer.task_scores(0).device.type == "meta"
+    assert layer.frozen_mask_1.device.type == "meta"
+
+
+def test_superposition_follows_scores_that_changed_since_the_last_call():
+    from supsup_core.layers import MaskedLinear
+    from supsup_core.supermask import MaskConfig
+
+    layer = MaskedLinear(6, 3, num_tasks=2, mask_config=MaskConfig(kind="threshold"))
+    alphas = torch.tensor([1.0, 0.0])
+    layer.set_superposition(alphas)
+    before = layer.current_mask().clone()
+    with torch.no_grad():
+        layer.task_scores(0).neg_()
+    layer.set_superposition(alphas)
+    assert torch.equal(layer.current_mask(), 1.0 - before)
+
+
+def test_adding_a_frozen_task_of_the_wrong_shape_changes_nothing():
+    from supsup_core.layers import MaskedBatchNorm
+
+    layer = MaskedBatchNorm(4, num_tasks=1)
+    with pytest.raises(ValueError, match="shape"):
+        layer.add_frozen_task(torch.ones(5))
+    assert layer.num_tasks == 1
