@@ -51,6 +51,12 @@ class MaskConfig:
             )
         if self.score_init not in SCORE_INITS:
             raise ValueError(f"score_init must be one of {SCORE_INITS}; got {self.score_init!r}.")
+        if self.kind == "topk" and self.score_init == "zeros":
+            # every score ties at the cut, so the mask is empty, the output zero and every gradient zero
+            raise ValueError(
+                "top-k masks cannot start from zero scores: all scores tie, the mask keeps nothing and never "
+                "trains. Use score_init='kaiming_uniform' (--score-init kaiming_uniform) or threshold masks (--mask threshold)."
+            )
 
 
 def _topk_into(scores: torch.Tensor, sparsity: float, out: torch.Tensor) -> torch.Tensor:

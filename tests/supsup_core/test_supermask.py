@@ -55,3 +55,10 @@ def test_init_scores_kaiming_bound_and_zeros(generator):
 def test_mask_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MaskConfig(**kwargs)
+
+
+def test_topk_masks_refuse_zero_initial_scores():
+    from supsup_core.supermask import MaskConfig
+
+    with pytest.raises(ValueError, match="cannot start from zero scores"):
+        MaskConfig(kind="topk", score_init="zeros")
