@@ -228,6 +228,9 @@ def train_nn_run(run: RunDirectory, config: NNConfig, *, evaluation: GNConfig, d
     check_compatible(run, stream)
     model = run.load_model(device, num_tasks=0)
     result = train_nn(model, stream, config, seed=run.config.seed, progress=progress)
+    # Mark the run as NN before any mask file exists: a crash below must not let `supsup train` (GG)
+    # resume it and adopt NN masks as task ids, nor `evaluate --scenario GG` read them as such.
+    run.write_results({"scenario": "NN", "finished": False, "accuracy_matrix": [], "mask_bytes_per_task": [], "tasks": []})
     for mask_id in range(result.masks_allocated):
         run.write_task(model, mask_id)
     masks = PackedMasks.from_model(model, range(result.masks_allocated)).to(device)

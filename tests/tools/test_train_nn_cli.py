@@ -67,3 +67,20 @@ def test_transfer_needs_saved_scores():
     with pytest.raises(ValueError, match="set save_scores=True"):
         RunConfig(model=ModelConfig(name="lenet", num_tasks=0), stream=StreamConfig(dataset="permuted-mnist", num_tasks=2),
                   train=TrainConfig(iterations=1), transfer=True)
+
+
+def test_an_nn_run_that_crashed_before_its_results_is_never_resumed_as_gg(tmp_path, monkeypatch):
+    import supsup_core.nn_training as nn_training
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("simulated crash during the evaluation after the masks were written")
+
+    monkeypatch.setattr(nn_training, "evaluate_gn", crash)
+    out = tmp_path / "nn"
+    result = CliRunner().invoke(main, [*TRAIN, "--scenario", "NN", "--check-every", "4", "--out", str(out)])
+    assert result.exit_code != 0 and list((out / "masks").glob("*.safetensors"))
+    monkeypatch.undo()
+    resumed = CliRunner().invoke(main, [*TRAIN, "--out", str(out)])
+    assert resumed.exit_code != 0 and "NN run" in resumed.output
+    gg = CliRunner().invoke(main, ["evaluate", str(out), "--scenario", "GG"])
+    assert gg.exit_code != 0 and "NN run" in gg.output
