@@ -165,9 +165,16 @@ class RunDirectory:
         save_tensors(self.weights_path, model.state_dict(), {"format": "supsup-weights", "format_version": str(FORMAT_VERSION)})
 
     def _add_frozen(self, model: nn.Module, task: TaskMasks) -> None:
-        for name, layer in modes.masked_layers(model).items():
+        layers, modules = modes.masked_layers(model), _task_modules(model)
+        if set(task.masks) != set(layers) or set(task.state) != set(modules):
+            raise ValueError(
+                f"a mask file of {self.path} names layers {sorted(task.masks)} and per-task modules {sorted(task.state)}, "
+                f"but the run's model has {sorted(layers)} and {sorted(modules)}; the file belongs to another run. "
+                "Delete it and resume the run to retrain that task."
+            )
+        for name, layer in layers.items():
             layer.add_frozen_task(task.masks[name])
-        for name, module in _task_modules(model).items():
+        for name, module in modules.items():
             module.load_task_state(module.add_task(), task.state[name])
 
     # ----------------------------------------------------------------- masks

@@ -155,3 +155,17 @@ def test_model_must_fit_the_stream(tmp_path, digits):
         train_run(run, stream=build_stream(config.stream, data=digits))
     with pytest.raises(ValueError, match="num_tasks=0"):
         RunConfig(model=ModelConfig(name="lenet", num_tasks=1), stream=config.stream, train=config.train)
+
+
+def test_a_mask_file_naming_other_layers_is_refused(tmp_path, digits):
+    run, _ = _train(tmp_path / "run", digits, _config(num_tasks=1))
+    tensors, meta = load_tensors(run.mask_path(0))
+    # a well-formed file whose metadata and tensors name a layer this run's model does not have
+    renamed = {key.replace("layers.0", "layers.9"): value for key, value in tensors.items()}
+    meta = {**meta, "masks": meta["masks"].replace('"layers.0"', '"layers.9"')}
+    from hopfield_masks.io import save_tensors
+
+    save_tensors(run.mask_path(0), renamed, meta)
+    assert "layers.9" in run.read_task(0).masks
+    with pytest.raises(ValueError, match="belongs to another run"):
+        run.load_model()
