@@ -20,13 +20,20 @@ from torch import Tensor
 from hopfield_masks.io import load_tensors, save_tensors
 
 FORMAT = "hopfield_masks.store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the checksum covers the header too (1 covered the tensors only)
 METADATA_KEY = "hopfield_masks"
 
 
-def tensor_checksum(tensors: Mapping[str, Tensor]) -> str:
-    """SHA-256 hex digest over the tensors' names, dtypes, shapes and bytes, in name order."""
+def tensor_checksum(tensors: Mapping[str, Tensor], header: Mapping[str, Any] | None = None) -> str:
+    """SHA-256 hex digest over the header (canonical JSON, its own ``checksum`` left out) and the tensors'
+    names, dtypes, shapes and bytes, in name order.
+
+    Covering the header matters: the rule's options, the count and the layout change the memory that loads.
+    """
     digest = hashlib.sha256()
+    if header is not None:
+        described = {key: value for key, value in header.items() if key != "checksum"}
+        digest.update(json.dumps(described, sort_keys=True, separators=(",", ":")).encode() + b"\n")
     for name in sorted(tensors):
         tensor = tensors[name].detach().to("cpu").contiguous()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
@@ -44,7 +51,8 @@ def save_store(path: str | os.PathLike, tensors: Mapping[str, Tensor], header: M
     header : dict
         JSON-ready description of the memory; format, version and checksum are added here.
     """
-    full = {"format": FORMAT, "format_version": FORMAT_VERSION, **header, "checksum": tensor_checksum(tensors)}
+    full = {"format": FORMAT, "format_version": FORMAT_VERSION, **header}
+    full["checksum"] = tensor_checksum(tensors, full)
     return save_tensors(path, tensors, {METADATA_KEY: json.dumps(full, sort_keys=True)})
 
 
@@ -79,9 +87,14 @@ def load_store(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, An
             f"store file {path} has format_version {version}, newer than this code reads ({FORMAT_VERSION}); "
             "upgrade hopfield_masks to read it."
         )
-    if header.get("checksum") != tensor_checksum(tensors):
+    if version < FORMAT_VERSION:
         raise ValueError(
-            f"store file {path} is corrupted: its tensors do not match the checksum in its header. "
+            f"store file {path} has format_version {version}, older than this code reads ({FORMAT_VERSION}): its "
+            "checksum does not cover the header. Re-encode the masks with `supsup encode`."
+        )
+    if header.get("checksum") != tensor_checksum(tensors, header):
+        raise ValueError(
+            f"store file {path} is corrupted: its header and tensors do not match the checksum in its header. "
             "Re-encode the masks (the file may have been edited or damaged on disk)."
         )
     return tensors, header

@@ -13,17 +13,17 @@ from hopfield_masks import (
     make_memory,
     save_store,
 )
-from hopfield_masks.io import save_tensors
+from hopfield_masks.io import load_tensors, save_tensors
 from tests.hopfield_masks.test_memory import EVERY
 
 # hebbian, dense, d = 8, two patterns: header JSON + weights (8, 8) + mean_pattern (8,), float32
 GOLDEN_HEX = (
     "c8010000000000007b225f5f6d657461646174615f5f223a7b22686f706669656c645f6d61736b73223a227b5c226261"
-    "636b656e645c223a205c2264656e73655c222c205c22636865636b73756d5c223a205c22346235626633343534623763"
-    "663032646164386263366630616537623839333936333663373231316639373032653762363432653863393464626364"
-    "313536395c222c205c22636f756e745c223a20322c205c2264696d5c223a20382c205c2264747970655c223a205c2266"
+    "636b656e645c223a205c2264656e73655c222c205c22636865636b73756d5c223a205c22363038663839366530333332"
+    "343334356639363338343233313439306462373963616365636131386230616263336163383362373164313131393430"
+    "643965625c222c205c22636f756e745c223a20322c205c2264696d5c223a20382c205c2264747970655c223a205c2266"
     "6c6f617433325c222c205c22666f726d61745c223a205c22686f706669656c645f6d61736b732e73746f72655c222c20"
-    "5c22666f726d61745f76657273696f6e5c223a20312c205c226c61796f75745c223a206e756c6c2c205c2272756c655c"
+    "5c22666f726d61745f76657273696f6e5c223a20322c205c226c61796f75745c223a206e756c6c2c205c2272756c655c"
     "223a205c226865626269616e5c222c205c2272756c655f6f7074696f6e735c223a207b7d7d227d2c226d65616e5f7061"
     "747465726e223a7b226474797065223a22463332222c227368617065223a5b385d2c22646174615f6f66667365747322"
     "3a5b302c33325d7d2c2277656967687473223a7b226474797065223a22463332222c227368617065223a5b382c385d2c"
@@ -76,10 +76,24 @@ def test_from_file_refuses_other_backend(tmp_path):
         ImplicitMemory.from_file(tmp_path / "g.store")
 
 
-def test_newer_format_version(tmp_path):
-    save_store(tmp_path / "new.store", {"weights": torch.zeros(2, 2)}, {"format_version": 2})
-    with pytest.raises(ValueError, match="format_version 2, newer than this code reads \\(1\\); upgrade"):
+def test_newer_and_older_format_versions(tmp_path):
+    save_store(tmp_path / "new.store", {"weights": torch.zeros(2, 2)}, {"format_version": 3})
+    with pytest.raises(ValueError, match="format_version 3, newer than this code reads \\(2\\); upgrade"):
         load_memory(tmp_path / "new.store")
+    save_store(tmp_path / "old.store", {"weights": torch.zeros(2, 2)}, {"format_version": 1})
+    with pytest.raises(ValueError, match="format_version 1, older than this code reads \\(2\\).*supsup encode"):
+        load_memory(tmp_path / "old.store")
+
+
+def test_an_edited_header_is_caught_by_the_checksum(tmp_path):
+    # the rule's options and the count change the memory that loads, so the checksum covers them
+    golden_memory().save(tmp_path / "g.store")
+    tensors, metadata = load_tensors(tmp_path / "g.store")
+    header = json.loads(metadata["hopfield_masks"])
+    header["count"] = 50
+    save_tensors(tmp_path / "e.store", tensors, {"hopfield_masks": json.dumps(header, sort_keys=True)})
+    with pytest.raises(ValueError, match="is corrupted: its header and tensors do not match the checksum"):
+        load_memory(tmp_path / "e.store")
 
 
 def test_truncated_file(tmp_path):
@@ -95,7 +109,7 @@ def test_corrupted_tensor_bytes(tmp_path):
     data = bytearray((tmp_path / "g.store").read_bytes())
     data[-5] ^= 0xFF
     (tmp_path / "c.store").write_bytes(bytes(data))
-    with pytest.raises(ValueError, match="is corrupted: its tensors do not match the checksum"):
+    with pytest.raises(ValueError, match="is corrupted: its header and tensors do not match the checksum"):
         load_memory(tmp_path / "c.store")
 
 
