@@ -86,9 +86,12 @@ def theory_loads(dim: int) -> dict[str, float]:
     }
 
 
-def default_kwta(rule: str, density: float, dim: int) -> int | None:
-    """k-WTA size used when none is asked for: round(density · d) for the covariance rule, else None."""
-    return round(density * dim) if rule == "covariance" else None
+def default_kwta(rule: str, density: float, dim: int, mode: str = "sync") -> int | None:
+    """k-WTA size used when none is asked for: round(density · d) for the covariance rule with sync recall, else None.
+
+    k-WTA is a synchronous update, so asynchronous recall gets none (it uses the covariance threshold).
+    """
+    return round(density * dim) if rule == "covariance" and mode == "sync" else None
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,13 @@ class CapacityConfig:
         check_positive_int(self.trials, "trials")
         check_choice(self.mode, "mode", ("sync", "async"))
         check_positive_int(self.max_steps, "max_steps")
+        if self.kwta is not None:
+            check_positive_int(self.kwta, "kwta")
+            if self.kwta > self.dim or self.mode != "sync":
+                raise ValueError(
+                    f"kwta needs mode='sync' and k <= dim ({self.dim}); got k = {self.kwta}, mode {self.mode!r}. "
+                    "Use mode='sync', or kwta=None for asynchronous recall."
+                )
         if self.backend is None:
             object.__setattr__(self, "backend", default_backend(self.rule))
         check_backend(self.rule, self.backend, RULES[self.rule].backends)

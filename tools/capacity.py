@@ -57,7 +57,7 @@ def capacity(rule, dim, density, correlation, loads, noise, trials, backend, mod
              seed, device, json_path):
     """Measure fixed points and recall from noisy probes as more random patterns are stored."""
     if kwta == "auto":
-        kwta = default_kwta(rule, density, dim)
+        kwta = default_kwta(rule, density, dim, mode)
     elif kwta == "off":
         kwta = None
     if beta is not None and rule != "modern":

@@ -81,3 +81,9 @@ def test_config_errors(changes, message):
     arguments = {"rule": "hebbian", "dim": 32, "loads": (0.1,), **changes}
     with pytest.raises(ValueError, match=message):
         CapacityConfig(**arguments)
+
+
+@pytest.mark.parametrize("kwta, mode", [(100, "sync"), (3, "async"), (0, "sync")])
+def test_config_refuses_kwta_it_cannot_use(kwta, mode):
+    with pytest.raises(ValueError, match="kwta"):
+        CapacityConfig(rule="covariance", dim=32, loads=(0.1,), density=0.1, kwta=kwta, mode=mode)

@@ -44,3 +44,11 @@ def test_bad_options(args, message):
     result = run(*args)
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_covariance_with_asynchronous_recall_runs_without_kwta(tmp_path):
+    out = tmp_path / "c.json"
+    result = CliRunner().invoke(main, ["capacity", "--rule", "covariance", "--dim", "64", "--density", "0.1",
+                                       "--loads", "0.05", "--mode", "async", "--trials", "1", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["points"][0]["patterns"] == 3
