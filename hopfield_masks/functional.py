@@ -61,7 +61,11 @@ def sign_update(field: Tensor, states: Tensor) -> Tensor:
 
 
 def kwta_update(field: Tensor, k: int) -> Tensor:
-    """k-winners-take-all: +1 on the ``k`` largest fields of each row, -1 elsewhere (ties: lower index wins)."""
+    """k-winners-take-all: +1 on the ``k`` largest fields of each row, -1 elsewhere.
+
+    Among equal fields at the cut, which units win is ``torch.topk``'s choice: unspecified, and it may
+    differ between devices.
+    """
     winners = torch.topk(field, k, dim=-1, sorted=False).indices
     out = torch.full_like(field, -1.0)
     return out.scatter_(-1, winners, 1.0)
