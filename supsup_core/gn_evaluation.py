@@ -28,6 +28,7 @@ from supsup_core.objectives import OBJECTIVES, Objective
 from supsup_core.packed_masks import PackedMasks
 from supsup_core.runs import RunDirectory
 from supsup_core.streams import TaskData, TaskStream, build_stream
+from supsup_core.training import correct
 
 __all__ = ["GN_SCENARIOS", "GNConfig", "GNResult", "evaluate_gn", "evaluate_run_gn"]
 
@@ -107,11 +108,8 @@ def _check_model(model: nn.Module, config: GNConfig) -> None:
 @torch.no_grad()
 def _correct(model: nn.Module, masks: PackedMasks, task_id: int, x: Tensor, y: Tensor, config: GNConfig) -> Tensor:
     """Per-image correctness (bool, shape (N,)) of ``x`` classified with ``task_id``'s mask."""
-    device = x.device
-    modes.set_masks(model, {name: m.to(device) for name, m in masks.task_masks(task_id).items()})
-    hits = [model(x[lo: lo + config.batch_size])[:, : config.real_outputs].argmax(1) == y[lo: lo + config.batch_size]
-            for lo in range(0, len(y), config.batch_size)]
-    return torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool, device=device)
+    modes.set_masks(model, {name: m.to(x.device) for name, m in masks.task_masks(task_id).items()})
+    return correct(model, x, y, num_classes=config.real_outputs, batch_size=config.batch_size)
 
 
 def evaluate_gn(model: nn.Module, masks: PackedMasks, tasks: Sequence[TaskData], config: GNConfig, *,

@@ -172,18 +172,22 @@ def train_task(
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, data: TaskData, *, num_classes: int, batch_size: int = 1000) -> float:
-    """Test accuracy of ``model`` in whatever mask mode it is in now, on ``data``.
+def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, num_classes: int, batch_size: int = 1000) -> torch.Tensor:
+    """Per-sample correctness, bool of shape (N,), of ``model`` in whatever mask mode it is in now.
 
     The prediction is the argmax over the first ``num_classes`` outputs (extra "superfluous" outputs are
     never predicted).
     """
     model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=data.y.device)
-    for lo in range(0, len(data.y), batch_size):
-        logits = model(data.x[lo: lo + batch_size])[:, :num_classes]
-        correct += (logits.argmax(1) == data.y[lo: lo + batch_size]).sum()
-    return float(correct) / max(1, len(data.y))
+    hits = [model(x[lo: lo + batch_size])[:, :num_classes].argmax(1) == y[lo: lo + batch_size]
+            for lo in range(0, len(y), batch_size)]
+    return torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool, device=y.device)
+
+
+def accuracy(model: nn.Module, data: TaskData, *, num_classes: int, batch_size: int = 1000) -> float:
+    """Test accuracy of ``model`` in whatever mask mode it is in now, on ``data`` (see :func:`correct`)."""
+    hits = correct(model, data.x, data.y, num_classes=num_classes, batch_size=batch_size)
+    return float(hits.sum()) / max(1, len(hits))
 
 
 def evaluate_task(model: nn.Module, task_id: int, stream: TaskStream, *, batch_size: int = 1000) -> float:
