@@ -10,11 +10,14 @@ Every masked layer is in one of three modes, switched through methods (never set
 from __future__ import annotations
 
 import math
+import weakref
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from supsup_core.fused import MaskSink
 from supsup_core.supermask import MaskConfig, binary_mask, compute_mask, init_scores_, signed_constant_
 
 __all__ = ["MaskedLayer", "MaskedLinear", "MaskedConv2d", "MaskedBatchNorm", "FixedLinear"]
@@ -57,6 +60,7 @@ class MaskedLayer(nn.Module):
         self._alphas: torch.Tensor | None = None
         self._stacked: torch.Tensor | None = None  # (K, *mask_shape) float masks for superposition
         self._mask: torch.Tensor | None = None
+        self._fresh: _FreshMaskedWeight | None = None  # written by a fused optimizer step (see mask_sink)
         for _ in range(num_tasks):
             self.add_task(generator=generator)
 
@@ -116,6 +120,7 @@ class MaskedLayer(nn.Module):
         if str(task_id) in self.scores:
             del self.scores[str(task_id)]
         self._stacked = None
+        self._fresh = None
 
     def add_frozen_task(self, mask: torch.Tensor) -> int:
         """Append a task known only by its binary mask (loading a run without scores)."""
@@ -191,6 +196,21 @@ class MaskedLayer(nn.Module):
             return torch.tensordot(self._alphas, self._mask, dims=1)
         return self._mask
 
+    def mask_sink(self, task_id: int) -> MaskSink | None:
+        """Where :class:`supsup_core.fused.FusedRMSprop` may send task ``task_id``'s next masked weight.
+
+        None here: only :class:`MaskedLinear` with threshold masks takes one (see its override).
+        """
+        return None
+
+    def clear_fresh_masked_weight(self) -> None:
+        """Forget the masked weight the last fused step wrote; the next forward computes its own.
+
+        Training calls this when it ends: a stale entry is caught by the scores' version counter, but an
+        edit through ``scores.data`` bypasses that counter.
+        """
+        self._fresh = None
+
     # ----------------------------------------------------------------- helpers
     def _check_task(self, task_id: int) -> None:
         if not 0 <= int(task_id) < self._num_tasks:
@@ -217,17 +237,35 @@ class _WeightMasked(MaskedLayer):
         return self.weight * self.current_mask()
 
 
+class _FreshMaskedWeight(NamedTuple):
+    """``W ⊙ M`` of ``task_id`` as a fused step wrote it, valid while the scores are unchanged since."""
+
+    task_id: int
+    scores: weakref.ref
+    versions: tuple[int, int]  # the scores' and the weight's version counters right after the step
+    masked: torch.Tensor
+
+    def get(self, task_id: int, scores: torch.Tensor, weight: torch.Tensor) -> torch.Tensor | None:
+        # Any in-place change of the scores or weight since (another optimizer, load_state_dict, a manual
+        # edit) bumps a version counter and makes this stale; so does a new Parameter or another device.
+        fresh = task_id == self.task_id and self.scores() is scores and (scores._version, weight._version) == self.versions
+        return self.masked if fresh and self.masked.device == scores.device else None
+
+
 class _TaskMaskedLinear(torch.autograd.Function):
     """``x (W ⊙ M)ᵀ`` with the straight-through gradient ``∂L/∂scores = (gᵀ x) ⊙ W`` computed in place.
 
-    The masked weight takes two vectorised passes (mask into a float buffer, times ``W`` in place), no
-    boolean tensor or dtype promotion; ``grad_x`` is only computed when the input needs it (never for
-    the first layer).
+    The masked weight comes ready from the last fused optimizer step when there is one (``masked``);
+    otherwise it takes two vectorised passes (mask into a float buffer, times ``W`` in place), no boolean
+    tensor or dtype promotion. ``grad_x`` is only computed when the input needs it (never for the first
+    layer).
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, scores: torch.Tensor, weight: torch.Tensor, config: MaskConfig) -> torch.Tensor:
-        masked = binary_mask(scores.detach(), config).mul_(weight)  # (out, in)
+    def forward(ctx, x: torch.Tensor, scores: torch.Tensor, weight: torch.Tensor, config: MaskConfig,
+                masked: torch.Tensor | None) -> torch.Tensor:
+        if masked is None:
+            masked = binary_mask(scores.detach(), config).mul_(weight)  # (out, in)
         ctx.save_for_backward(x, weight, masked)
         return F.linear(x, masked)
 
@@ -240,7 +278,7 @@ class _TaskMaskedLinear(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             g2 = grad_output.reshape(-1, grad_output.shape[-1])  # (N, out)
             grad_scores = g2.t().mm(x.reshape(-1, x.shape[-1])).mul_(weight)  # (out, in)
-        return grad_x, grad_scores, None, None
+        return grad_x, grad_scores, None, None, None
 
 
 class MaskedLinear(_WeightMasked):
@@ -263,8 +301,25 @@ class MaskedLinear(_WeightMasked):
         if self._mode == "task" and key in self.scores:
             # Training path: one fused op; autograd keeps only x and the masked weight, not the mask.
             scores = self.scores[key]
-            return _TaskMaskedLinear.apply(x, scores, self.weight, self.mask_config)
+            masked = None if self._fresh is None else self._fresh.get(self._task_id, scores, self.weight)
+            return _TaskMaskedLinear.apply(x, scores, self.weight, self.mask_config, masked)
         return F.linear(x, self.masked_weight())
+
+    def mask_sink(self, task_id: int) -> MaskSink | None:
+        """Where a fused optimizer step sends ``W ⊙ (scores >= 0)`` of ``task_id``, which the next forward then uses.
+
+        None for top-k masks (the kernel only knows the threshold rule) and for frozen tasks.
+        """
+        self._check_task(task_id)
+        key = str(task_id)
+        if self.mask_config.kind != "threshold" or key not in self.scores:
+            return None
+        scores = self.scores[key]
+
+        def write(masked: torch.Tensor) -> None:
+            self._fresh = _FreshMaskedWeight(int(task_id), weakref.ref(scores), (scores._version, self.weight._version), masked)
+
+        return MaskSink(self.weight, write)
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, tasks={self.num_tasks}, mask={self.mask_config.kind}"

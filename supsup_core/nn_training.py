@@ -31,7 +31,7 @@ from supsup_core.objectives import Objective
 from supsup_core.packed_masks import PackedMasks
 from supsup_core.runs import RunDirectory
 from supsup_core.streams import TaskStream, build_stream
-from supsup_core.training import OPTIMIZERS, TrainConfig, task_generator
+from supsup_core.training import TrainConfig, clear_fresh_masked_weights, make_optimizer, task_generator
 
 __all__ = ["NNConfig", "NNCheck", "NNResult", "novelty", "train_nn", "train_nn_run"]
 
@@ -157,8 +157,7 @@ def train_nn(model: nn.Module, stream: TaskStream, config: NNConfig, *, seed: in
                 learned += allocated
                 checks.append(NNCheck(batch, task_id, max_nu, threshold, n, current, allocated))
             if current not in optimizers:
-                params = [layer.task_scores(current) for layer in modes.masked_layers(model).values()]
-                optimizers[current] = OPTIMIZERS[config.train.optimizer](params, config.train)
+                optimizers[current] = make_optimizer(model, current, config.train)
             modes.set_task(model, current)
             loss = F.cross_entropy(model(x), y)
             optimizers[current].zero_grad(set_to_none=True)
@@ -170,6 +169,7 @@ def train_nn(model: nn.Module, stream: TaskStream, config: NNConfig, *, seed: in
             batch += 1
             bar.update(1)
     bar.close()
+    clear_fresh_masked_weights(model)
     mask_of_task = trained_on.argmax(1).tolist()
     return NNResult(learned, stream.num_tasks, checks, mask_of_task, time.perf_counter() - start)
 

@@ -13,11 +13,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from supsup_core import modes
+from supsup_core import fused, modes
 from supsup_core.checks import check_choice, check_positive
+from supsup_core.fused import MaskSink
 from supsup_core.streams import TaskData, TaskStream
 
-__all__ = ["TrainConfig", "TrainResult", "OPTIMIZERS", "task_generator", "train_task", "evaluate_task", "evaluate_tasks"]
+__all__ = ["TrainConfig", "TrainResult", "OPTIMIZERS", "make_optimizer", "task_generator", "train_task", "evaluate_task", "evaluate_tasks"]
 
 
 @dataclass(frozen=True)
@@ -83,26 +84,50 @@ class TrainConfig:
         return cls(**dict(data))
 
 
-def _sgd(params: list[nn.Parameter], c: TrainConfig) -> torch.optim.Optimizer:
+Masks = Mapping[torch.Tensor, MaskSink]
+
+
+def _sgd(params: list[nn.Parameter], c: TrainConfig, masks: Masks) -> torch.optim.Optimizer:
     momentum = 0.9 if c.momentum is None else c.momentum
     return torch.optim.SGD(params, lr=c.lr, momentum=momentum, weight_decay=c.weight_decay, fused=True)
 
 
-def _adam(params: list[nn.Parameter], c: TrainConfig) -> torch.optim.Optimizer:
+def _adam(params: list[nn.Parameter], c: TrainConfig, masks: Masks) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, fused=True)
 
 
-def _rmsprop(params: list[nn.Parameter], c: TrainConfig) -> torch.optim.Optimizer:
+def _rmsprop(params: list[nn.Parameter], c: TrainConfig, masks: Masks) -> torch.optim.Optimizer:
     momentum = 0.0 if c.momentum is None else c.momentum
+    if all(p.device.type == "cpu" for p in params) and fused.kernels_available():
+        # one pass per tensor, and the next forward's masked weights come with it (see supsup_core.fused)
+        return fused.FusedRMSprop(params, lr=c.lr, momentum=momentum, weight_decay=c.weight_decay, masks=masks)
     return torch.optim.RMSprop(params, lr=c.lr, momentum=momentum, weight_decay=c.weight_decay, foreach=True)
 
 
-# name -> builder(params, config); fused (SGD, Adam) or multi-tensor (RMSprop has no fused kernel) updates.
-OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], TrainConfig], torch.optim.Optimizer]] = {
+# name -> builder(params, config, masks); torch's fused SGD and Adam, and our fused RMSprop on the CPU
+# (torch has none; the multi-tensor one elsewhere). ``masks`` are the layers' MaskSinks, which only the
+# fused RMSprop uses.
+OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], TrainConfig, Masks], torch.optim.Optimizer]] = {
     "sgd": _sgd,
     "adam": _adam,
     "rmsprop": _rmsprop,
 }
+
+
+def make_optimizer(model: nn.Module, task_id: int, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer ``config`` names, over the scores of ``task_id`` in every masked layer of ``model``."""
+    layers = list(modes.masked_layers(model).values())
+    params = [layer.task_scores(task_id) for layer in layers]
+    if not params:
+        raise ValueError("this model has no masked layers, so there is nothing to train; build it with supsup_core.models.build_model")
+    masks = {p: sink for layer, p in zip(layers, params) if (sink := layer.mask_sink(task_id)) is not None}
+    return OPTIMIZERS[config.optimizer](params, config, masks)
+
+
+def clear_fresh_masked_weights(model: nn.Module) -> None:
+    """Drop the masked weights a fused optimizer left in ``model``'s layers (call when training stops)."""
+    for layer in modes.masked_layers(model).values():
+        layer.clear_fresh_masked_weight()
 
 
 class TrainResult(NamedTuple):
@@ -147,10 +172,7 @@ def train_task(
     progress : bool
         Show a tqdm bar.
     """
-    params = [layer.task_scores(task_id) for layer in modes.masked_layers(model).values()]
-    if not params:
-        raise ValueError("this model has no masked layers, so there is nothing to train; build it with supsup_core.models.build_model")
-    optimizer = OPTIMIZERS[config.optimizer](params, config)
+    optimizer = make_optimizer(model, task_id, config)
     modes.set_task(model, task_id)
     model.train()
     num_batches = config.num_batches(stream.num_train(task_id))
@@ -159,15 +181,18 @@ def train_task(
     start = time.perf_counter()
     batches = stream.train_batches(task_id, batch_size=config.batch_size, num_batches=num_batches, generator=generator)
     bar = tqdm(batches, total=num_batches, desc=f"task {task_id}", disable=not progress, leave=False)
-    for i, (x, y) in enumerate(bar):
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if i >= num_batches - tail:
-            tail_loss += loss.detach()
-        if progress and i % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+    try:
+        for i, (x, y) in enumerate(bar):
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if i >= num_batches - tail:
+                tail_loss += loss.detach()
+            if progress and i % 50 == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+    finally:
+        clear_fresh_masked_weights(model)
     return TrainResult(int(task_id), num_batches, float(tail_loss) / tail, time.perf_counter() - start)
 
 

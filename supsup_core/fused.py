@@ -1,0 +1,187 @@
+"""A fused CPU RMSprop for supermask scores: one pass per step, writing the next masked weight as it goes.
+
+On a CPU a training step of a masked MLP is bound by memory traffic, not by its matmuls. torch's RMSprop
+sweeps each tensor five times and a threshold mask adds two more sweeps (``scores >= 0``, then ``⊙ W``).
+:class:`FusedRMSprop` does the update in one sweep (``fused_rmsprop.c``, compiled once with the system
+C compiler and loaded with ctypes) and, for each scores tensor given a :class:`MaskSink`, writes
+``W ⊙ (scores >= 0)`` in that same sweep, so the next forward pass needs no mask work at all.
+
+Without a C compiler (or with ``SUPSUP_FUSED=0``) :func:`kernels_available` is false and training uses
+``torch.optim.RMSprop``; the two agree to float rounding. The compiled library is cached under
+``$SUPSUP_CACHE_DIR`` (default ``~/.cache/supsup``), keyed by the source, compiler and flags.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, NamedTuple
+
+import torch
+from torch.optim.rmsprop import rmsprop as torch_rmsprop
+
+__all__ = ["FusedRMSprop", "MaskSink", "kernels_available"]
+
+_SOURCE = Path(__file__).with_name("fused_rmsprop.c")
+_FLAGS = ("-O3", "-fno-math-errno", "-ffp-contract=off", "-shared", "-fPIC")  # no fused multiply-adds
+
+
+# OpenMP first (the library then shares torch's libgomp and its thread count); single-threaded otherwise.
+# No -march: the same file runs on any machine of this architecture, and the loop is bound by memory.
+_FLAG_SETS = (_FLAGS + ("-fopenmp",), _FLAGS)
+
+
+class MaskSink(NamedTuple):
+    """Where a fused step sends the masked weight of one scores tensor.
+
+    ``weight`` is the fixed weight ``W`` (same shape as the scores); after each step ``write`` receives
+    ``W ⊙ (scores >= 0)`` computed from the updated scores.
+    """
+
+    weight: torch.Tensor
+    write: Callable[[torch.Tensor], None]
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("SUPSUP_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "supsup")
+    return Path(root)
+
+
+def _build(compiler: str, flags: tuple[str, ...], source: bytes) -> Path:
+    """Compile ``fused_rmsprop.c`` once per (source, compiler, flags, machine); later calls reuse the file."""
+    key = hashlib.sha256(b"\0".join([source, compiler.encode(), " ".join(flags).encode(), platform.machine().encode()]))
+    target = _cache_dir() / f"fused_rmsprop-{key.hexdigest()[:16]}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        built = Path(tmp) / target.name
+        subprocess.run([compiler, *flags, str(_SOURCE), "-o", str(built), "-lm"], check=True, capture_output=True, timeout=120)
+        os.replace(built, target)  # atomic: a concurrent build of the same key writes identical bytes
+    return target
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel():
+    """The ctypes function ``supsup_rmsprop_step``, or None (switched off, no compiler, or the build failed)."""
+    if os.environ.get("SUPSUP_FUSED", "1") == "0":
+        return None
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        warnings.warn("no C compiler found (tried $CC, cc, gcc, clang), so training uses torch's RMSprop, which is slower on "
+                      "the CPU. Install one (e.g. gcc) for the fused kernel, or set SUPSUP_FUSED=0 to silence this.", stacklevel=3)
+        return None
+    source, errors = _SOURCE.read_bytes(), []
+    for flags in _FLAG_SETS:
+        try:
+            lib = ctypes.CDLL(str(_build(compiler, flags, source)))
+        except (OSError, subprocess.SubprocessError) as err:
+            detail = err.stderr.decode(errors="replace").strip() if isinstance(err, subprocess.CalledProcessError) else str(err)
+            errors.append(f"{' '.join(flags)}: {detail[-300:]}")
+            continue
+        fn = lib.supsup_rmsprop_step
+        fn.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int64] + [ctypes.c_float] * 6
+        fn.restype = None
+        return fn
+    warnings.warn(f"the fused RMSprop kernel did not build with {compiler}, so training uses torch's RMSprop "
+                  f"(slower on the CPU); set SUPSUP_FUSED=0 to silence this. Errors: {' | '.join(errors)}", stacklevel=3)
+    return None
+
+
+def kernels_available() -> bool:
+    """Whether the compiled kernel can be used (builds it on the first call; see the module docstring)."""
+    return _kernel() is not None
+
+
+def _ptr(t: torch.Tensor | None) -> ctypes.c_void_p | None:
+    return None if t is None else ctypes.c_void_p(t.data_ptr())
+
+
+def _fits_kernel(*tensors: torch.Tensor | None) -> bool:
+    """Dense float32 CPU tensors of one shape: what the C loop can walk as flat arrays."""
+    shape = tensors[0].shape
+    return all(t is None or (t.device.type == "cpu" and t.dtype == torch.float32 and t.layout == torch.strided
+                             and t.is_contiguous() and t.shape == shape) for t in tensors)
+
+
+class FusedRMSprop(torch.optim.Optimizer):
+    """``torch.optim.RMSprop`` (not centered) in one pass per tensor, plus masked weights for :class:`MaskSink` s.
+
+    Parameters
+    ----------
+    params : iterable of Tensor
+        What to train (supermask scores).
+    lr, alpha, eps, weight_decay, momentum : float
+        As in ``torch.optim.RMSprop``.
+    masks : mapping of Tensor to MaskSink, optional
+        For each scores tensor listed, the weight to mask and where to send ``W ⊙ (scores >= 0)`` after
+        every step (see :meth:`supsup_core.layers.MaskedLinear.mask_sink`).
+
+    A tensor the kernel cannot take (not a contiguous float32 CPU tensor, or no kernel available) is
+    updated with torch's own single-tensor RMSprop instead, and gets no masked weight.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor],
+        *,
+        lr: float,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        masks: Mapping[torch.Tensor, MaskSink] | None = None,
+    ) -> None:
+        for name, value in (("lr", lr), ("alpha", alpha), ("eps", eps), ("weight_decay", weight_decay), ("momentum", momentum)):
+            if not value >= 0:
+                raise ValueError(f"{name} must be >= 0; got {value}.")
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum))
+        self._masks = dict(masks or {})
+        known = {id(p) for group in self.param_groups for p in group["params"]}
+        if any(id(p) not in known for p in self._masks):
+            raise ValueError("masks names a tensor that is not among params; give a MaskSink only for tensors this optimizer trains.")
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """One RMSprop update of every parameter that has a gradient."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        kernel = _kernel()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._update(p, group, kernel)
+        return loss
+
+    def _update(self, p: torch.Tensor, group: dict, kernel) -> None:
+        state = self.state[p]
+        if not state:
+            state["step"] = torch.zeros(())
+            state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if group["momentum"] > 0:
+                state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        square_avg, buf = state["square_avg"], state.get("momentum_buffer")
+        sink = self._masks.get(p)
+        if kernel is None or not _fits_kernel(p, p.grad, square_avg, buf, None if sink is None else sink.weight):
+            torch_rmsprop(
+                [p], [p.grad], [square_avg], [], [buf] if buf is not None else [], [state["step"]], foreach=False,
+                lr=group["lr"], alpha=group["alpha"], eps=group["eps"], weight_decay=group["weight_decay"],
+                momentum=group["momentum"], centered=False,
+            )
+            return
+        state["step"] += 1
+        masked = None if sink is None else torch.empty_like(p)
+        kernel(_ptr(p), _ptr(p.grad), _ptr(square_avg), _ptr(buf), _ptr(None if sink is None else sink.weight), _ptr(masked),
+               p.numel(), group["lr"], group["alpha"], 1 - group["alpha"], group["eps"], group["weight_decay"], group["momentum"])
+        torch.autograd.graph.increment_version(p)  # written behind torch's back: tell autograd (and sinks) it changed
+        if sink is not None:
+            sink.write(masked)

@@ -1,0 +1,221 @@
+"""The fused RMSprop: same updates as torch's, the masked weight it writes, its fallbacks and its build."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from supsup_core import fused, modes
+from supsup_core.fused import FusedRMSprop, MaskSink
+from supsup_core.layers import MaskedLinear
+from supsup_core.supermask import MaskConfig
+from supsup_core.training import TrainConfig, make_optimizer
+
+needs_kernel = pytest.mark.skipif(not fused.kernels_available(), reason="no C compiler here, so the fused kernel cannot be built")
+
+
+def _pair(shape, generator, **kwargs):
+    """Equal parameters under torch's RMSprop and the fused one, and the list the fused one's sink fills."""
+    torch_p = torch.nn.Parameter(torch.randn(shape, generator=generator))
+    fused_p = torch.nn.Parameter(torch_p.detach().clone())
+    weight = torch.randn(shape, generator=generator).sign()
+    written: list[torch.Tensor] = []
+    sink = {fused_p: MaskSink(weight, written.append)}
+    return torch_p, torch.optim.RMSprop([torch_p], **kwargs), fused_p, FusedRMSprop([fused_p], masks=sink, **kwargs), weight, written
+
+
+@needs_kernel
+@pytest.mark.parametrize("weight_decay, momentum", [(0.0, 0.0), (1e-3, 0.0), (0.0, 0.9), (1e-2, 0.5)])
+@pytest.mark.parametrize("shape", [(37, 23), (1000,), (64, 64)])  # sizes that leave a vector tail, and one that does not
+def test_fused_updates_agree_with_torch_rmsprop(shape, weight_decay, momentum, generator):
+    torch_p, torch_opt, fused_p, fused_opt, weight, written = _pair(shape, generator, lr=1e-2, alpha=0.9, weight_decay=weight_decay, momentum=momentum)
+    for _ in range(25):
+        grad = torch.randn(shape, generator=generator)
+        torch_p.grad, fused_p.grad = grad.clone(), grad.clone()
+        torch_opt.step()
+        fused_opt.step()
+    # one ulp per step at most: torch's vectorised sqrt is not correctly rounded, the kernel's is
+    torch.testing.assert_close(fused_p.detach(), torch_p.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fused_opt.state[fused_p]["square_avg"], torch_opt.state[torch_p]["square_avg"], rtol=1e-5, atol=1e-9)
+    assert len(written) == 25
+    assert torch.equal(written[-1], weight * (fused_p.detach() >= 0))
+
+
+@needs_kernel
+def test_the_written_mask_keeps_weights_whose_scores_are_zero_of_either_sign():
+    scores = torch.nn.Parameter(torch.tensor([-1.0, -0.0, 0.0, 2.0, float("nan")]))
+    weight = torch.tensor([3.0, -3.0, 3.0, -3.0, 3.0])
+    written: list[torch.Tensor] = []
+    opt = FusedRMSprop([scores], lr=0.0, masks={scores: MaskSink(weight, written.append)})  # lr 0: scores unchanged
+    scores.grad = torch.ones(5)
+    opt.step()
+    assert torch.equal(written[0], torch.tensor([0.0, -3.0, 3.0, -3.0, 0.0]))  # as torch.ge(scores, 0) decides
+
+
+@needs_kernel
+def test_a_step_bumps_the_version_counter_so_saved_graphs_notice(generator):
+    scores = torch.nn.Parameter(torch.randn(8, generator=generator))
+    opt = FusedRMSprop([scores], lr=0.1)
+    loss = (scores * scores).sum()  # saves scores for its backward
+    scores.grad = torch.ones(8)
+    opt.step()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+def test_tensors_the_kernel_cannot_take_get_torchs_update_and_no_mask(generator):
+    base = torch.randn(12, 10, generator=generator, dtype=torch.float64)
+    torch_p, fused_p = torch.nn.Parameter(base.clone()), torch.nn.Parameter(base.clone())
+    written: list[torch.Tensor] = []
+    torch_opt = torch.optim.RMSprop([torch_p], lr=1e-2, momentum=0.5)
+    fused_opt = FusedRMSprop([fused_p], lr=1e-2, momentum=0.5, masks={fused_p: MaskSink(base.sign(), written.append)})
+    for _ in range(5):
+        grad = torch.randn(12, 10, generator=generator, dtype=torch.float64)
+        torch_p.grad, fused_p.grad = grad.clone(), grad.clone()
+        torch_opt.step()
+        fused_opt.step()
+    assert torch.equal(fused_p, torch_p)  # float64: torch's own single-tensor RMSprop ran, bit for bit
+    assert written == []
+
+
+def test_without_the_kernel_everything_is_torchs_update(monkeypatch, generator):
+    monkeypatch.setattr(fused, "_kernel", lambda: None)
+    torch_p, torch_opt, fused_p, fused_opt, _, written = _pair((20, 30), generator, lr=1e-2, weight_decay=1e-3)
+    for _ in range(5):
+        grad = torch.randn(20, 30, generator=generator)
+        torch_p.grad, fused_p.grad = grad.clone(), grad.clone()
+        torch_opt.step()
+        fused_opt.step()
+    assert torch.equal(fused_p, torch_p)
+    assert written == []
+
+
+def test_parameters_without_a_gradient_are_left_alone(generator):
+    scores = torch.nn.Parameter(torch.randn(5, generator=generator))
+    before = scores.detach().clone()
+    FusedRMSprop([scores], lr=0.1).step()
+    assert torch.equal(scores, before)
+
+
+def test_step_evaluates_the_closure_with_gradients_on(generator):
+    scores = torch.nn.Parameter(torch.randn(5, generator=generator))
+    opt = FusedRMSprop([scores], lr=0.1)
+
+    def closure():
+        opt.zero_grad()
+        loss = (scores ** 2).sum()
+        loss.backward()
+        return loss
+
+    assert float(opt.step(closure).detach()) > 0
+    assert scores.grad is not None
+
+
+def test_bad_arguments_name_the_problem(generator):
+    scores = torch.nn.Parameter(torch.randn(5, generator=generator))
+    with pytest.raises(ValueError, match="lr must be >= 0; got -1"):
+        FusedRMSprop([scores], lr=-1.0)
+    with pytest.raises(ValueError, match="momentum must be >= 0"):
+        FusedRMSprop([scores], lr=0.1, momentum=-0.5)
+    stranger = torch.zeros(5)
+    with pytest.raises(ValueError, match="masks names a tensor that is not among params"):
+        FusedRMSprop([scores], lr=0.1, masks={stranger: MaskSink(stranger, print)})
+
+
+# ------------------------------------------------------------------------- masked layers and training
+@needs_kernel
+def test_masked_linear_uses_the_written_weight_until_its_scores_change(generator):
+    layer = MaskedLinear(30, 20, num_tasks=1, mask_config=MaskConfig(kind="threshold"), generator=generator)
+    scores = layer.task_scores(0)
+    opt = FusedRMSprop([scores], lr=0.05, masks={scores: layer.mask_sink(0)})
+    x = torch.randn(16, 30, generator=generator)
+    layer(x).square().sum().backward()
+    opt.step()
+    fresh = layer._fresh.masked
+    assert torch.equal(fresh, layer.weight * (scores.detach() >= 0))
+    eager = torch.nn.functional.linear(x, layer.weight * (scores.detach() >= 0))
+    torch.testing.assert_close(layer(x), eager, rtol=0, atol=0)
+    with torch.no_grad():
+        scores.neg_()  # an in-place edit: the written weight is stale now
+    torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, layer.weight * (scores.detach() >= 0)), rtol=0, atol=0)
+    layer.clear_fresh_masked_weight()
+    assert layer._fresh is None
+
+
+def test_only_threshold_masks_of_trainable_tasks_take_a_sink(generator):
+    threshold = MaskedLinear(4, 3, num_tasks=2, mask_config=MaskConfig(kind="threshold"), generator=generator)
+    topk = MaskedLinear(4, 3, num_tasks=1, mask_config=MaskConfig(kind="topk", sparsity=0.5), generator=generator)
+    threshold.freeze_task(1)
+    assert threshold.mask_sink(0) is not None
+    assert threshold.mask_sink(1) is None
+    assert topk.mask_sink(0) is None
+    with pytest.raises(ValueError, match="task_id 5 is out of range"):
+        threshold.mask_sink(5)
+
+
+def _train_steps(model, x, y, steps):
+    opt = make_optimizer(model, 0, TrainConfig(iterations=steps, optimizer="rmsprop", lr=1e-2))
+    modes.set_task(model, 0)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return opt, [layer.task_scores(0).detach().clone() for layer in modes.masked_layers(model).values()]
+
+
+@needs_kernel
+def test_training_with_the_fused_step_follows_torchs_rmsprop(monkeypatch):
+    from supsup_core.models import ModelConfig, build_model
+
+    config = ModelConfig(name="fc1024", input_shape=(20,), output_size=4, width=32, mask_kind="threshold")
+    x, y = torch.randn(64, 20, generator=torch.Generator().manual_seed(1)), torch.arange(64) % 4
+    fused_opt, fused_scores = _train_steps(build_model(config, torch.Generator().manual_seed(0)), x, y, 30)
+    monkeypatch.setattr(fused, "kernels_available", lambda: False)
+    torch_opt, torch_scores = _train_steps(build_model(config, torch.Generator().manual_seed(0)), x, y, 30)
+    assert isinstance(fused_opt, FusedRMSprop) and isinstance(torch_opt, torch.optim.RMSprop)
+    for got, want in zip(fused_scores, torch_scores):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------------- building the kernel
+@pytest.fixture
+def fresh_build(monkeypatch, tmp_path):
+    """A clean slate for _kernel(): its own cache folder, and the memoised result forgotten before and after."""
+    monkeypatch.setenv("SUPSUP_CACHE_DIR", str(tmp_path / "cache"))
+    fused._kernel.cache_clear()
+    yield tmp_path / "cache"
+    fused._kernel.cache_clear()
+
+
+@needs_kernel
+def test_the_library_is_built_once_into_the_cache_folder(fresh_build):
+    assert fused.kernels_available()
+    (built,) = fresh_build.glob("fused_rmsprop-*.so")
+    stamp = built.stat().st_mtime_ns
+    fused._kernel.cache_clear()
+    assert fused.kernels_available()
+    assert built.stat().st_mtime_ns == stamp  # reused, not rebuilt
+    assert [p.name for p in fresh_build.iterdir()] == [built.name]  # no temporary left behind
+
+
+def test_switching_the_kernel_off_builds_nothing_and_says_nothing(fresh_build, monkeypatch, recwarn):
+    monkeypatch.setenv("SUPSUP_FUSED", "0")
+    assert not fused.kernels_available()
+    assert not fresh_build.exists()
+    assert len(recwarn) == 0
+
+
+def test_a_missing_compiler_falls_back_with_a_warning(fresh_build, monkeypatch):
+    monkeypatch.setenv("CC", "")
+    monkeypatch.setattr(fused.shutil, "which", lambda name: None)
+    with pytest.warns(UserWarning, match="no C compiler found.*SUPSUP_FUSED=0"):
+        assert not fused.kernels_available()
+
+
+def test_a_failing_build_falls_back_with_a_warning_naming_the_errors(fresh_build, monkeypatch, tmp_path):
+    broken = tmp_path / "cc"
+    broken.write_text("#!/bin/sh\necho 'cc: out of luck' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("CC", str(broken))
+    with pytest.warns(UserWarning, match="did not build.*out of luck"):
+        assert not fused.kernels_available()
+    assert list(fresh_build.glob("*.so")) == []
