@@ -54,18 +54,32 @@ def _cache_dir() -> Path:
     return Path(root)
 
 
-def _build(compiler: str, flags: tuple[str, ...], source: bytes) -> Path:
-    """Compile ``fused_rmsprop.c`` once per (source, compiler, flags, machine); later calls reuse the file."""
-    key = hashlib.sha256(b"\0".join([source, compiler.encode(), " ".join(flags).encode(), platform.machine().encode()]))
-    target = _cache_dir() / f"fused_rmsprop-{key.hexdigest()[:16]}.so"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+def _compile(compiler: str, flags: tuple[str, ...], target: Path) -> None:
+    """Build ``fused_rmsprop.c`` into ``target`` atomically (a concurrent build of the same key writes the same bytes)."""
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         built = Path(tmp) / target.name
         subprocess.run([compiler, *flags, str(_SOURCE), "-o", str(built), "-lm"], check=True, capture_output=True, timeout=120)
-        os.replace(built, target)  # atomic: a concurrent build of the same key writes identical bytes
-    return target
+        os.replace(built, target)
+
+
+def _load(compiler: str, flags: tuple[str, ...], source: bytes) -> ctypes.CDLL:
+    """The library for (source, compiler, flags, machine): from the cache, built into it on the first call.
+
+    Where the cache folder cannot be written, the library is built into a temporary folder for this
+    process only (Linux keeps it mapped after the folder is gone).
+    """
+    key = hashlib.sha256(b"\0".join([source, compiler.encode(), " ".join(flags).encode(), platform.machine().encode()]))
+    target = _cache_dir() / f"fused_rmsprop-{key.hexdigest()[:16]}.so"
+    if not target.exists():
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _compile(compiler, flags, target)
+        except PermissionError:
+            with tempfile.TemporaryDirectory() as tmp:
+                private = Path(tmp) / target.name
+                _compile(compiler, flags, private)
+                return ctypes.CDLL(str(private))
+    return ctypes.CDLL(str(target))
 
 
 @functools.lru_cache(maxsize=None)
@@ -81,7 +95,7 @@ def _kernel():
     source, errors = _SOURCE.read_bytes(), []
     for flags in _FLAG_SETS:
         try:
-            lib = ctypes.CDLL(str(_build(compiler, flags, source)))
+            lib = _load(compiler, flags, source)
         except (OSError, subprocess.SubprocessError) as err:
             detail = err.stderr.decode(errors="replace").strip() if isinstance(err, subprocess.CalledProcessError) else str(err)
             errors.append(f"{' '.join(flags)}: {detail[-300:]}")

@@ -197,6 +197,20 @@ def test_the_library_is_built_once_into_the_cache_folder(fresh_build):
     assert [p.name for p in fresh_build.iterdir()] == [built.name]  # no temporary left behind
 
 
+@needs_kernel
+def test_an_unwritable_cache_folder_builds_for_this_process_only(fresh_build, monkeypatch):
+    real_compile = fused._compile
+
+    def compile_but_not_into_the_cache(compiler, flags, target):
+        if fresh_build in target.parents:
+            raise PermissionError(13, "Permission denied", str(target))  # what a read-only home gives
+        real_compile(compiler, flags, target)
+
+    monkeypatch.setattr(fused, "_compile", compile_but_not_into_the_cache)
+    assert fused.kernels_available()
+    assert list(fresh_build.glob("*.so")) == []
+
+
 def test_switching_the_kernel_off_builds_nothing_and_says_nothing(fresh_build, monkeypatch, recwarn):
     monkeypatch.setenv("SUPSUP_FUSED", "0")
     assert not fused.kernels_available()
