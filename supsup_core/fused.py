@@ -31,8 +31,6 @@ __all__ = ["FusedRMSprop", "MaskSink", "kernels_available"]
 
 _SOURCE = Path(__file__).with_name("fused_rmsprop.c")
 _FLAGS = ("-O3", "-fno-math-errno", "-ffp-contract=off", "-shared", "-fPIC")  # no fused multiply-adds
-
-
 # OpenMP first (the library then shares torch's libgomp and its thread count); single-threaded otherwise.
 # No -march: the same file runs on any machine of this architecture, and the loop is bound by memory.
 _FLAG_SETS = (_FLAGS + ("-fopenmp",), _FLAGS)
@@ -153,10 +151,11 @@ class FusedRMSprop(torch.optim.Optimizer):
         momentum: float = 0.0,
         masks: Mapping[torch.Tensor, MaskSink] | None = None,
     ) -> None:
-        for name, value in (("lr", lr), ("alpha", alpha), ("eps", eps), ("weight_decay", weight_decay), ("momentum", momentum)):
+        hyper = dict(lr=float(lr), alpha=float(alpha), eps=float(eps), weight_decay=float(weight_decay), momentum=float(momentum))
+        for name, value in hyper.items():
             if not value >= 0:
                 raise ValueError(f"{name} must be >= 0; got {value}.")
-        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum))
+        super().__init__(params, hyper)
         self._masks = dict(masks or {})
         known = {id(p) for group in self.param_groups for p in group["params"]}
         if any(id(p) not in known for p in self._masks):
