@@ -55,6 +55,31 @@ def softmax_energy(overlaps: Tensor, beta: float) -> Tensor:
     return -torch.logsumexp(beta * overlaps, dim=-1) / beta
 
 
+def snap_field(field: Tensor, step: float | None, threshold: float = 0.0) -> Tensor:
+    """Round ``field + threshold`` to the nearest multiple of ``step`` (nothing to do when ``step`` is None).
+
+    For rules whose exact ``Ψ s`` lies on a grid (see ``LearningRule.field_step``) this undoes float
+    rounding, so exact ties stay exact ties.
+    """
+    if step is None:
+        return field
+    return torch.round((field + threshold) / step) * step - threshold
+
+
+class SnappedDynamics:
+    """:class:`UnitDynamics` whose fields are rounded to a grid, as :func:`snap_field` does."""
+
+    def __init__(self, dynamics: "UnitDynamics", step: float, threshold: float) -> None:
+        self._dynamics, self._step, self._threshold = dynamics, step, threshold
+        self.self_coupling = dynamics.self_coupling
+
+    def field(self, unit: int) -> Tensor:
+        return snap_field(self._dynamics.field(unit), self._step, self._threshold)
+
+    def flip(self, unit: int, delta: Tensor) -> None:
+        self._dynamics.flip(unit, delta)
+
+
 def sign_update(field: Tensor, states: Tensor) -> Tensor:
     """``sign(field)``, keeping the current state where the field is exactly 0."""
     return torch.where(field > 0, 1.0, torch.where(field < 0, -1.0, states)).to(states.dtype)

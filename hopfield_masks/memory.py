@@ -17,7 +17,15 @@ from hopfield_masks.checks import (
     check_store_tensor,
     require_stored,
 )
-from hopfield_masks.functional import RecallResult, UnitDynamics, async_recall, sync_recall, update_states
+from hopfield_masks.functional import (
+    RecallResult,
+    SnappedDynamics,
+    UnitDynamics,
+    async_recall,
+    snap_field,
+    sync_recall,
+    update_states,
+)
 from hopfield_masks.patterns import MaskLayout, masks_to_patterns
 from hopfield_masks.rules import LearningRule
 
@@ -182,7 +190,11 @@ class HopfieldMemory(ABC):
         states = check_patterns(states, self._dim, "states").to(device=self._device, dtype=self._dtype)
         self._check_kwta(kwta)
         with torch.no_grad():
-            return (update_states(self._field(states), states, kwta) == states).all(-1)
+            return (update_states(self._decision_field(states), states, kwta) == states).all(-1)
+
+    def _decision_field(self, states: Tensor) -> Tensor:
+        """The field recall decides ±1 states by: :meth:`_field` rounded to the rule's grid, if it has one."""
+        return snap_field(self._field(states), self._rule.field_step(self._dim), self.threshold)
 
     def recall(self, probes: Tensor, *, mode: str = "sync", max_steps: int = 100, kwta: int | None = None,
                seed: int = 0, on_flip: Callable[[int, Tensor, Tensor], None] | None = None) -> RecallResult:
@@ -217,11 +229,14 @@ class HopfieldMemory(ABC):
         states = check_patterns(probes, self._dim, "probes").to(device=self._device, dtype=self._dtype).clone()
         with torch.no_grad():
             if mode == "sync":
-                states, steps, converged, cycled = sync_recall(self._field, states, max_steps, kwta)
+                states, steps, converged, cycled = sync_recall(self._decision_field, states, max_steps, kwta)
             else:
                 generator = torch.Generator().manual_seed(seed)
-                states, steps, converged, cycled = async_recall(self._dynamics(states), states, max_steps,
-                                                                generator, on_flip)
+                dynamics = self._dynamics(states)
+                step = self._rule.field_step(self._dim)
+                if step is not None:
+                    dynamics = SnappedDynamics(dynamics, step, self.threshold)
+                states, steps, converged, cycled = async_recall(dynamics, states, max_steps, generator, on_flip)
             energy = self._energy(states)
         stuck = int((~converged & ~cycled).sum())
         if stuck:

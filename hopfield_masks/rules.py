@@ -48,6 +48,14 @@ class LearningRule:
         """θ in ``h = Ψ s - θ``."""
         return 0.0
 
+    def field_step(self, dim: int) -> float | None:
+        """Spacing of the grid the exact ``Ψ s`` of ±1 states lies on, or None where there is none.
+
+        Recall rounds fields to it, so that a field that is exactly 0 in exact arithmetic is 0, not ±1e-7,
+        and ties keep their state whatever the backend, dtype or order of summation.
+        """
+        return None
+
     def extra_names(self) -> tuple[str, ...]:
         """Names of the (d,) vectors the dense backend keeps beside its weights."""
         return ()
@@ -79,6 +87,10 @@ class Hebbian(LearningRule):
 
     def implicit_coupling(self, coupling: Tensor, gram: Tensor, count: int, dim: int) -> Tensor:
         return torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device) / dim
+
+    def field_step(self, dim: int) -> float | None:
+        # d·Ψ holds integers when the patterns are not shifted, so d·Ψs does too for ±1 states
+        return 1.0 / dim if self.centre == 0.0 else None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,28 @@ EVERY = [("hebbian", "dense"), ("hebbian", "implicit"), ("storkey", "dense"), ("
          ("covariance", "dense"), ("covariance", "implicit"), ("modern", "implicit")]
 
 
+@pytest.mark.parametrize("rule, options", [("hebbian", {}), ("covariance", {"mean_activity": 0.0})])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_exact_ties_keep_their_state_on_every_backend_and_dtype(rule, options, mode):
+    # Random probes of a loaded Hebbian memory meet many fields that are exactly 0; float rounding made them
+    # ±1e-7 in some backends and dtypes, so 7 to 10 of these 10 recalls used to end in different states.
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(50, 500, generator=g) < 0.5).float() * 2 - 1
+    probes = torch.randint(0, 2, (10, 500), generator=g).float() * 2 - 1
+    ends = [make_memory(rule, 500, backend, dtype=dtype, **options).store(x).recall(probes, mode=mode, max_steps=300).states.double()
+            for backend in ("dense", "implicit") for dtype in (torch.float32, torch.float64)]
+    assert all(torch.equal(end, ends[0]) for end in ends[1:])
+
+
+def test_field_step_is_the_grid_of_exact_hebbian_fields():
+    from hopfield_masks.rules import RULES
+
+    assert RULES["hebbian"]().field_step(1000) == 1e-3
+    assert RULES["covariance"](mean_activity=0.0).field_step(8) == 0.125
+    assert RULES["covariance"](mean_activity=-0.8).field_step(8) is None  # shifted patterns: no grid
+    assert RULES["pseudoinverse"]().field_step(8) is None
+
+
 @pytest.mark.parametrize("rule, options", QUADRATIC)
 def test_implicit_equals_dense(patterns_of, rule, options):
     x = patterns_of(5, 12, 70, 0.3)
