@@ -68,6 +68,35 @@ def transfer_scores(run: RunDirectory, task_id: int) -> dict[str, torch.Tensor] 
     return {name: s / task_id for name, s in total.items()}
 
 
+class _ScoreSum:
+    """The running sum of tasks ``0..n-1``'s saved scores by layer, for transfer.
+
+    Tasks finished before this process started are read from the run's files once; each task trained
+    here is added from memory, so a T-task run reads O(T) scores files, not O(T²). Sums in task order,
+    as :func:`transfer_scores` does, so both give the same floats.
+    """
+
+    def __init__(self, run: RunDirectory) -> None:
+        self._run, self._sum, self._count = run, {}, 0
+
+    def mean(self, task_id: int) -> dict[str, torch.Tensor] | None:
+        """The mean scores of tasks ``0..task_id-1`` (None for task 0)."""
+        if task_id == 0:
+            return None
+        while self._count < task_id:
+            self.add(self._count, self._run.read_scores(self._count))
+        return {name: s / task_id for name, s in self._sum.items()}
+
+    def add(self, task_id: int, scores: dict[str, torch.Tensor]) -> None:
+        """Add ``task_id``'s scores if they are the next ones the sum is missing."""
+        if task_id != self._count:
+            return
+        for name, value in scores.items():
+            value = value.detach().to("cpu", torch.float32)
+            self._sum[name] = value.clone() if task_id == 0 else self._sum[name] + value
+        self._count += 1
+
+
 def train_run(
     run: RunDirectory,
     *,
@@ -105,15 +134,18 @@ def train_run(
     model = run.load_model(device, num_tasks=done + (done in run.saved_tasks()))
     results.update(dataset=config.stream.dataset, model=config.model.name, num_tasks=stream.num_tasks,
                    data_note=stream.note, mask_bits_per_task=_mask_bits(model))
+    score_sum = _ScoreSum(run) if config.transfer else None
     for task_id in range(done, stream.num_tasks):
         info: dict[str, Any] = {"task_id": task_id, "trained": False}
         if task_id >= modes.num_tasks(model):
             generator = task_generator(config.seed, task_id)
-            init = transfer_scores(run, task_id) if config.transfer else None
+            init = score_sum.mean(task_id) if score_sum is not None else None
             modes.add_task(model, init_scores=init, generator=generator)
             trained = train_task(model, task_id, stream, config.train, generator=generator, progress=progress)
             if config.save_scores:
                 run.write_scores(model, task_id)
+            if score_sum is not None:
+                score_sum.add(task_id, {name: layer.task_scores(task_id) for name, layer in modes.masked_layers(model).items()})
             run.write_task(model, task_id)
             for layer in modes.masked_layers(model).values():
                 layer.freeze_task(task_id)

@@ -57,6 +57,30 @@ def test_transfer_starts_each_task_at_the_mean_of_earlier_scores(tmp_path):
     assert all(torch.allclose(v, third[k], atol=1e-8) for k, v in transfer_scores(run, 2).items())
 
 
+def test_transfer_reads_each_earlier_scores_file_once_even_across_a_resume(tmp_path, monkeypatch):
+    config = RunConfig(model=ModelConfig(name="lenet", input_shape=(1, 8, 8), output_size=10, num_tasks=0, width=16),
+                       stream=StreamConfig(dataset="permuted-mnist", num_tasks=5), train=TrainConfig(iterations=2, lr=1e-12),
+                       save_scores=True, transfer=True)
+    run = RunDirectory.create(tmp_path / "r", config)
+
+    def crash_after_task_1(task_id, row):
+        if task_id == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(run, on_task_end=crash_after_task_1)
+    reads = []
+    real_read = RunDirectory.read_scores
+    monkeypatch.setattr(RunDirectory, "read_scores", lambda self, t: reads.append(t) or real_read(self, t))
+    train_run(RunDirectory.open(tmp_path / "r"))
+    assert reads == [0, 1]  # the tasks finished before the resume; tasks 2 and 3 were summed from memory
+    monkeypatch.setattr(RunDirectory, "read_scores", real_read)
+    saved = [run.read_scores(t) for t in range(5)]
+    for t in range(1, 5):  # with a vanishing learning rate each task's saved scores are its initial ones
+        for name, value in transfer_scores(run, t).items():
+            assert torch.allclose(saved[t][name], value, atol=1e-8)
+
+
 def test_without_transfer_tasks_start_apart(tmp_path):
     run = RunDirectory.create(tmp_path / "n", _config(transfer=False))
     train_run(run)
