@@ -37,6 +37,7 @@ class TaskStream:
     """
 
     name = "stream"
+    cache_bytes = 256 * 2**20  # built task sets kept per stream (about 40 MNIST-size test sets of 2000 images)
 
     def __init__(self, *, data: ImageData, num_tasks: int, device: torch.device | str = "cpu") -> None:
         check_positive("num_tasks", num_tasks)
@@ -60,16 +61,24 @@ class TaskStream:
         raise NotImplementedError
 
     def task_data(self, task_id: int, split: str) -> TaskData:
-        """All samples of ``task_id`` in ``split`` (``"train"`` or ``"test"``); the last two asked are cached."""
+        """All samples of ``task_id`` in ``split`` (``"train"`` or ``"test"``).
+
+        Built sets are kept, least recently used dropped first, up to :attr:`cache_bytes` (and always the last
+        two), so evaluating every earlier task after each new one does not rebuild them each time.
+        """
         if not 0 <= task_id < self.num_tasks:
             raise ValueError(f"task_id {task_id} is out of range: this stream has {self.num_tasks} task(s) (ids 0..{self.num_tasks - 1}).")
         check_choice("split", split, SPLITS)
         key = (int(task_id), split)
-        if key not in self._cache:
-            if len(self._cache) >= 2:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = self._make(int(task_id), self._base[split])
-        return self._cache[key]
+        if key in self._cache:
+            self._cache[key] = self._cache.pop(key)  # most recently used last
+            return self._cache[key]
+        made = self._make(int(task_id), self._base[split])
+        # least recently used first out, while over budget (two entries always fit: a train set and a test set)
+        while len(self._cache) >= 2 and _nbytes(made) + sum(map(_nbytes, self._cache.values())) > self.cache_bytes:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = made
+        return made
 
     def test_set(self, task_id: int) -> TaskData:
         """The test samples of ``task_id``."""
@@ -105,6 +114,10 @@ class TaskStream:
     def num_train(self, task_id: int) -> int:
         """Number of training samples of ``task_id``."""
         return len(self.task_data(task_id, "train").y)
+
+
+def _nbytes(data: TaskData) -> int:
+    return data.x.numel() * data.x.element_size() + data.y.numel() * data.y.element_size()
 
 
 class PermutedStream(TaskStream):

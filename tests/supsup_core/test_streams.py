@@ -68,3 +68,33 @@ def test_stream_errors(digits):
 def test_stream_config_round_trip():
     config = StreamConfig(dataset="permuted-mnist", num_tasks=4, data_dir="/x", seed=3)
     assert StreamConfig.from_dict(config.to_dict()) == config
+
+
+def _count_builds(stream):
+    built = []
+    real = stream._make
+    stream._make = lambda task_id, base: built.append(task_id) or real(task_id, base)
+    return built
+
+
+def test_task_sets_are_built_once_while_they_fit_the_cache(digits):
+    stream = PermutedStream(data=digits, num_tasks=6, seed=0)
+    built = _count_builds(stream)
+    for last in range(6):  # what a run's evaluation does: every earlier task after each new one
+        next(stream.train_batches(last, batch_size=8, num_batches=1, generator=torch.Generator()))
+        for t in range(last + 1):
+            assert torch.equal(stream.test_set(t).y, torch.from_numpy(digits.test_y))
+    assert sorted(built) == [t for t in range(6) for _ in ("train", "test")]
+
+
+def test_over_budget_the_least_recently_used_set_goes_first_but_two_always_stay(digits):
+    stream = PermutedStream(data=digits, num_tasks=4, seed=0)
+    stream.cache_bytes = 1  # nothing fits: only the last two asked are kept
+    built = _count_builds(stream)
+    first, second = stream.test_set(0), stream.test_set(1)
+    assert stream.test_set(1) is second and stream.test_set(0) is first  # both kept, no rebuild
+    stream.test_set(2)  # drops task 1's set, the one used least recently
+    assert stream.test_set(0) is first
+    assert built == [0, 1, 2]
+    stream.test_set(1)
+    assert built == [0, 1, 2, 1]
