@@ -41,3 +41,20 @@ def test_run_on_cuda_resumes_on_cpu(tmp_path):
     assert len(result.accuracy_matrix) == 2 and result.accuracy_matrix[-1][0] == result.accuracy_matrix[0][0]
     model = run.load_model("cpu")
     assert all(not t.is_cuda for t in model.state_dict().values())
+
+
+def test_rmsprop_on_cuda_is_torchs_and_trains_the_masked_layer():
+    from supsup_core import modes
+    from supsup_core.models import build_model
+    from supsup_core.training import make_optimizer
+
+    model = build_model(ModelConfig(name="fc1024", input_shape=(20,), output_size=4, width=32, mask_kind="threshold"),
+                        torch.Generator().manual_seed(0)).cuda()
+    opt = make_optimizer(model, 0, TrainConfig(iterations=1, optimizer="rmsprop", lr=1e-2))
+    assert type(opt) is torch.optim.RMSprop  # the fused kernel is CPU-only
+    modes.set_task(model, 0)
+    before = [layer.task_scores(0).detach().clone() for layer in modes.masked_layers(model).values()]
+    torch.nn.functional.cross_entropy(model(torch.randn(16, 20, device="cuda")), torch.arange(16, device="cuda") % 4).backward()
+    opt.step()
+    after = [layer.task_scores(0).detach() for layer in modes.masked_layers(model).values()]
+    assert all(not torch.equal(a, b) for a, b in zip(after, before))
