@@ -195,17 +195,23 @@ class SteerConfig:
         RMS change of the scores z per step (the projected gradient is normalised, so this is scale-free).
     recall_steps : int
         Most synchronous Hopfield steps of the final recall from ``sign(z)``.
+    patience : int or None
+        Stop the descent early once ``sign(z)`` has not changed for this many consecutive steps (it
+        usually settles within two or three); None runs all ``steps``.
     """
 
     steps: int = 30
     step_size: float = 0.25
     recall_steps: int = 100
+    patience: int | None = 5
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.recall_steps < 1:
             raise ValueError(f"steps and recall_steps must be >= 1; got {self.steps} and {self.recall_steps}.")
         if not self.step_size > 0:
             raise ValueError(f"step_size must be > 0; got {self.step_size}.")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be >= 1 or None (never stop early); got {self.patience}.")
 
 
 def steer(
@@ -251,9 +257,9 @@ def steer(
     scores = init.detach().clone().float()
     trace = RecoveryTrace([], [], [], [], [])
     previous = torch.where(scores >= 0, 1.0, -1.0)
-    taken = 0
+    taken = unchanged = 0
     for step, batch in enumerate(batches):
-        if step >= config.steps:
+        if step >= config.steps or (config.patience is not None and unchanged >= config.patience):
             break
         state = scores.clamp(-1.0, 1.0).requires_grad_(True)
         h = entropy(state, batch)
@@ -265,6 +271,7 @@ def steer(
                 scores -= config.step_size * direction / rms
             current = torch.where(scores >= 0, 1.0, -1.0)
             trace.flips.append(int((current != previous).sum()))
+            unchanged = unchanged + 1 if trace.flips[-1] == 0 else 0
             trace.states.append(current.to(torch.int8))
             trace.energy.append(float(energy(current)))
             previous = current

@@ -65,6 +65,22 @@ def test_steered_descent_with_pseudoinverse_recovers_biased_correlated_masks_exa
         assert torch.equal(result.state, target), f"task {task}"
 
 
+def test_steered_descent_stops_once_the_sign_has_settled_for_patience_steps():
+    patterns = _patterns(6, 256, 0)
+    memory = make_memory("pseudoinverse", 256, "implicit").store(patterns)
+
+    def run(patience):
+        return steer(entropy=_pull_towards(patterns[2]), project=lambda g: memory.field(g) - memory.field(torch.zeros(256)),
+                     recall=lambda s: memory.recall(s).states[0], energy=memory.energy, init=memory.mean_pattern,
+                     batches=_forever(), config=SteerConfig(steps=20, patience=patience))
+
+    full, early = run(None), run(3)
+    assert full.steps == 20 and torch.equal(full.state, patterns[2])
+    assert torch.equal(early.state, patterns[2])
+    assert early.steps < 20 and early.trace.flips[-3:] == [0, 0, 0] and 0 not in early.trace.flips[-4:-3]
+    assert torch.equal(early.trace.states[-1], full.trace.states[early.steps - 1])  # the same path, cut short
+
+
 def test_descent_stops_when_batches_run_out_and_needs_at_least_one():
     memory = make_memory("hebbian", 32).store(_patterns(2, 32, 0))
     result = anneal(entropy=_pull_towards(torch.ones(32)), energy=memory.energy, init=memory.mean_pattern,
@@ -81,5 +97,7 @@ def test_bad_configs_are_refused():
         RecoveryConfig(steps=0)
     with pytest.raises(ValueError, match="step_size must be > 0"):
         SteerConfig(step_size=0)
+    with pytest.raises(ValueError, match="patience must be >= 1 or None"):
+        SteerConfig(patience=0)
     with pytest.raises(ValueError, match="1-D score vector"):
         anneal(entropy=_pull_towards(torch.ones(4)), energy=lambda s: s.sum(), init=torch.zeros(2, 4), batches=[None])

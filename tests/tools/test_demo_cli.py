@@ -15,7 +15,8 @@ def test_demo_recovers_every_task_after_deleting_the_masks(tmp_path):
     report = json.loads((out / "recovery.json").read_text())
     assert report["exact_recoveries"] == 2 and report["num_tasks"] == 2
     assert abs(report["mean_accuracy"] - report["mean_gg_accuracy"]) < 1e-9
-    assert len(report["tasks"][0]["bit_errors_per_step"]) == 10
+    first = report["tasks"][0]
+    assert len(first["bit_errors_per_step"]) == first["steps"] <= 10  # at most --steps; fewer once settled
     assert not list((out / "run" / "masks").glob("*.safetensors")), "the demo must delete the explicit masks"
     assert (out / "store.safetensors").is_file()
     assert (out / "recovery.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

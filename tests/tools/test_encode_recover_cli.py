@@ -50,7 +50,9 @@ def test_encode_then_recover_every_task_exactly(run, tmp_path, rule, backend, me
     assert report["exact_recoveries"] == 3, result.output
     assert [t["bit_errors"] for t in report["tasks"]] == [0, 0, 0]
     for task in report["tasks"]:
-        assert task["bits"] == 4096 and task["steps"] == 30
+        assert task["bits"] == 4096
+        # steered stops once sign(z) has held still for --patience (5) steps; it settles within a few
+        assert task["steps"] == 30 if method == "reference" else 5 <= task["steps"] < 30
         assert task["accuracy"] == pytest.approx(task["gg_accuracy"])
     assert report["mean_accuracy"] == pytest.approx(report["mean_gg_accuracy"])
 
