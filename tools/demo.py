@@ -37,6 +37,6 @@ def demo(data_dir, out, num_tasks, epochs, rule, backend, method, steps, progres
     click.echo(f"    data: {result.data_note}")
     click.echo(f"    task-given (GG) average accuracy {result.training.metrics['average_accuracy']:.4f}")
     click.echo(f"2/4 encoded the masks into {result.store_path} ({rule}, {backend}) and deleted {result.run_dir / 'masks'}")
-    click.echo(f"3/4 recovered every task from the store and unlabelled test images ({method}, {steps} steps):")
+    click.echo(f"3/4 recovered every task from the store and unlabelled test images ({method}, at most {steps} steps):")
     click.echo(format_recovery(result.recovery))
     click.echo(f"4/4 results: {result.json_path}; plot: {result.plot_path}")
