@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from supsup_core.fused import MaskSink
-from supsup_core.supermask import MaskConfig, binary_mask, compute_mask, init_scores_, signed_constant_
+from supsup_core.supermask import MaskConfig, TopKCut, binary_mask, compute_mask, init_scores_, signed_constant_
 
 __all__ = ["MaskedLayer", "MaskedLinear", "MaskedConv2d", "MaskedBatchNorm", "FixedLinear"]
 
@@ -61,6 +61,7 @@ class MaskedLayer(nn.Module):
         self._stacked: torch.Tensor | None = None  # (K, *mask_shape) float masks for superposition
         self._mask: torch.Tensor | None = None
         self._fresh: _FreshMaskedWeight | None = None  # written by a fused optimizer step (see mask_sink)
+        self._cuts: dict[str, TopKCut] = {}  # last top-k cut per trainable task: the next is found near it
         for _ in range(num_tasks):
             self.add_task(generator=generator)
 
@@ -121,6 +122,7 @@ class MaskedLayer(nn.Module):
             del self.scores[str(task_id)]
         self._stacked = None
         self._fresh = None
+        self._cuts.pop(str(task_id), None)
 
     def add_frozen_task(self, mask: torch.Tensor) -> int:
         """Append a task known only by its binary mask (loading a run without scores)."""
@@ -138,7 +140,7 @@ class MaskedLayer(nn.Module):
         frozen = getattr(self, f"frozen_mask_{task_id}", None)
         if frozen is not None:
             return frozen.float()
-        return compute_mask(self.scores[str(task_id)].detach(), self.mask_config)
+        return compute_mask(self.scores[str(task_id)].detach(), self.mask_config, self._cut(task_id))
 
     def task_masks(self) -> torch.Tensor:
         """All task masks stacked: float tensor of shape ``(num_tasks, *mask_shape)``."""
@@ -190,7 +192,7 @@ class MaskedLayer(nn.Module):
         if self._mode == "task":
             key = str(self._task_id)
             if key in self.scores:
-                return compute_mask(self.scores[key], self.mask_config)
+                return compute_mask(self.scores[key], self.mask_config, self._cut(self._task_id))
             return getattr(self, f"frozen_mask_{self._task_id}").float()
         if self._mode == "superposition":
             return torch.tensordot(self._alphas, self._mask, dims=1)
@@ -221,6 +223,9 @@ class MaskedLayer(nn.Module):
 
     def _device(self) -> torch.device:
         return self._device_probe.device
+
+    def _cut(self, task_id: int) -> TopKCut:
+        return self._cuts.setdefault(str(task_id), TopKCut())
 
 
 class _WeightMasked(MaskedLayer):
@@ -263,9 +268,9 @@ class _TaskMaskedLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, scores: torch.Tensor, weight: torch.Tensor, config: MaskConfig,
-                masked: torch.Tensor | None) -> torch.Tensor:
+                masked: torch.Tensor | None, cut: TopKCut) -> torch.Tensor:
         if masked is None:
-            masked = binary_mask(scores.detach(), config).mul_(weight)  # (out, in)
+            masked = binary_mask(scores.detach(), config, cut=cut).mul_(weight)  # (out, in)
         ctx.save_for_backward(x, weight, masked)
         return F.linear(x, masked)
 
@@ -278,7 +283,7 @@ class _TaskMaskedLinear(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             g2 = grad_output.reshape(-1, grad_output.shape[-1])  # (N, out)
             grad_scores = g2.t().mm(x.reshape(-1, x.shape[-1])).mul_(weight)  # (out, in)
-        return grad_x, grad_scores, None, None, None
+        return grad_x, grad_scores, None, None, None, None
 
 
 class MaskedLinear(_WeightMasked):
@@ -302,7 +307,7 @@ class MaskedLinear(_WeightMasked):
             # Training path: one fused op; autograd keeps only x and the masked weight, not the mask.
             scores = self.scores[key]
             masked = None if self._fresh is None else self._fresh.get(self._task_id, scores, self.weight)
-            return _TaskMaskedLinear.apply(x, scores, self.weight, self.mask_config, masked)
+            return _TaskMaskedLinear.apply(x, scores, self.weight, self.mask_config, masked, self._cut(self._task_id))
         return F.linear(x, self.masked_weight())
 
     def mask_sink(self, task_id: int) -> MaskSink | None:

@@ -6,7 +6,16 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from supsup_core.supermask import MaskConfig, binary_mask, compute_mask, init_scores_, signed_constant_, threshold_mask, topk_mask
+from supsup_core.supermask import (
+    MaskConfig,
+    TopKCut,
+    binary_mask,
+    compute_mask,
+    init_scores_,
+    signed_constant_,
+    threshold_mask,
+    topk_mask,
+)
 
 
 @settings(derandomize=True, deadline=None, max_examples=30)
@@ -62,3 +71,28 @@ def test_topk_masks_refuse_zero_initial_scores():
 
     with pytest.raises(ValueError, match="cannot start from zero scores"):
         MaskConfig(kind="topk", score_init="zeros")
+
+
+@settings(derandomize=True, deadline=None, max_examples=40)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(2, 5000), sparsity=st.floats(0.01, 0.99),
+       step=st.sampled_from([0.0, 1e-6, 1e-3, 1e-1, 3.0]), levels=st.sampled_from([None, 7, 64]))
+def test_topk_with_a_remembered_cut_equals_topk_from_scratch(seed, n, sparsity, step, levels):
+    # a training-like sequence: scores drift by `step` per call; `levels` rounds them to force ties
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=n)
+    cut = TopKCut()
+    for _ in range(6):
+        values = torch.from_numpy(np.round(scores * levels) / levels if levels else scores).float()
+        assert torch.equal(topk_mask(values, sparsity, cut), topk_mask(values, sparsity))
+        assert torch.equal(binary_mask(values, MaskConfig(kind="topk", sparsity=sparsity), cut=cut),
+                           binary_mask(values, MaskConfig(kind="topk", sparsity=sparsity)))
+        scores = scores + step * rng.normal(size=n)
+
+
+def test_a_remembered_cut_narrows_the_search_to_a_band():
+    scores = torch.randn(100_000, generator=torch.Generator().manual_seed(0))
+    cut = TopKCut()
+    topk_mask(scores, 0.5, cut)  # first call: from scratch
+    assert cut.value == scores.abs().kthvalue(50_000).values and cut.width == 0.0
+    topk_mask(scores + 1e-4, 0.5, cut)
+    assert 0.0 < cut.width < 0.01  # found in a band around the old cut
