@@ -18,7 +18,7 @@ from supsup_core.checks import check_choice, check_positive
 from supsup_core.fused import MaskSink
 from supsup_core.streams import TaskData, TaskStream
 
-__all__ = ["TrainConfig", "TrainResult", "OPTIMIZERS", "make_optimizer", "task_generator", "train_task", "evaluate_task", "evaluate_tasks"]
+__all__ = ["TrainConfig", "TrainResult", "OPTIMIZERS", "make_optimizer", "uses_fused_rmsprop", "task_generator", "train_task", "evaluate_task", "evaluate_tasks"]
 
 
 @dataclass(frozen=True)
@@ -96,9 +96,14 @@ def _adam(params: list[nn.Parameter], c: TrainConfig, masks: Masks) -> torch.opt
     return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, fused=True)
 
 
+def uses_fused_rmsprop(config: TrainConfig, device: torch.device | str) -> bool:
+    """Whether training with ``config`` on ``device`` runs :class:`supsup_core.fused.FusedRMSprop`."""
+    return config.optimizer == "rmsprop" and torch.device(device).type == "cpu" and fused.kernels_available()
+
+
 def _rmsprop(params: list[nn.Parameter], c: TrainConfig, masks: Masks) -> torch.optim.Optimizer:
     momentum = 0.0 if c.momentum is None else c.momentum
-    if all(p.device.type == "cpu" for p in params) and fused.kernels_available():
+    if all(uses_fused_rmsprop(c, p.device) for p in params):
         # one pass per tensor, and the next forward's masked weights come with it (see supsup_core.fused)
         return fused.FusedRMSprop(params, lr=c.lr, momentum=momentum, weight_decay=c.weight_decay, masks=masks)
     return torch.optim.RMSprop(params, lr=c.lr, momentum=momentum, weight_decay=c.weight_decay, foreach=True)

@@ -12,7 +12,7 @@ from supsup_core.nn_training import NNConfig, train_nn_run
 from supsup_core.runs import RunConfig, RunDirectory
 from supsup_core.streams import STREAMS, StreamConfig, build_stream
 from supsup_core.supermask import MASK_KINDS, SCORE_INITS
-from supsup_core.training import OPTIMIZERS, TrainConfig
+from supsup_core.training import OPTIMIZERS, TrainConfig, uses_fused_rmsprop
 from tools.options import device_option, resolve_device, seed_option
 
 DEFAULT_ITERATIONS = 1000
@@ -83,6 +83,8 @@ def train(dataset, data_dir, model_name, num_tasks, iterations, epochs, batch_si
     except ValueError as err:
         raise click.UsageError(str(err)) from err
     click.echo(f"data: {stream.note}")
+    if uses_fused_rmsprop(train_config, dev):
+        click.echo("optimizer: RMSprop, fused CPU kernel (one sweep per step, mask included; SUPSUP_FUSED=0 for torch's)")
     if scenario == "NN":
         _train_nn(run, NNConfig(train=train_config, check_every=check_every, epsilon=epsilon), stream, dev, progress)
         return

@@ -6,6 +6,7 @@ import torch
 from click.testing import CliRunner
 
 from supsup_core import continual
+from supsup_core.fused import kernels_available
 from supsup_core.idx import write_idx
 from tests.supsup_core.synthetic import synthetic_images, write_synthetic_mnist
 from tools.cli import main
@@ -24,6 +25,7 @@ def test_train_on_builtin_digits(tmp_path):
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert set(results) >= {"accuracy_matrix", "average_accuracy", "bwt", "forgetting_max", "forgetting_initial", "mask_bytes_per_task"}
     assert results["accuracy_matrix"][1][0] == results["accuracy_matrix"][0][0]
+    assert ("fused CPU kernel" in result.output) == kernels_available()  # RMSprop is the default optimizer
 
 
 def test_train_on_one_split_idx_directory(tmp_path):
