@@ -63,7 +63,8 @@ def snap_field(field: Tensor, step: float | None, threshold: float = 0.0) -> Ten
     """
     if step is None:
         return field
-    return torch.round((field + threshold) / step) * step - threshold
+    grid = torch.round((field.double() + threshold) / step)  # in float64: a float16 d·h would overflow
+    return (grid * step - threshold).to(field.dtype)
 
 
 class SnappedDynamics:

@@ -17,6 +17,7 @@ import functools
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -52,32 +53,43 @@ def _cache_dir() -> Path:
     return Path(root)
 
 
-def _compile(compiler: str, flags: tuple[str, ...], target: Path) -> None:
+def _compiler() -> list[str] | None:
+    """The C compiler command: ``$CC`` (split like a shell would, e.g. "ccache gcc"), else cc, gcc or clang."""
+    if os.environ.get("CC"):
+        return shlex.split(os.environ["CC"])
+    found = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    return None if found is None else [found]
+
+
+def _compile(compiler: list[str], flags: tuple[str, ...], target: Path) -> None:
     """Build ``fused_rmsprop.c`` into ``target`` atomically (a concurrent build of the same key writes the same bytes)."""
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         built = Path(tmp) / target.name
-        subprocess.run([compiler, *flags, str(_SOURCE), "-o", str(built), "-lm"], check=True, capture_output=True, timeout=120)
+        subprocess.run([*compiler, *flags, str(_SOURCE), "-o", str(built), "-lm"], check=True, capture_output=True, timeout=120)
         os.replace(built, target)
 
 
-def _load(compiler: str, flags: tuple[str, ...], source: bytes) -> ctypes.CDLL:
+def _load(compiler: list[str], flags: tuple[str, ...], source: bytes) -> ctypes.CDLL:
     """The library for (source, compiler, flags, machine): from the cache, built into it on the first call.
 
-    Where the cache folder cannot be written, the library is built into a temporary folder for this
-    process only (Linux keeps it mapped after the folder is gone).
+    Where there is no usable cache folder (no home, read-only or not writable), the library is built
+    into a temporary folder for this process only (Linux keeps it mapped after the folder is gone).
     """
-    key = hashlib.sha256(b"\0".join([source, compiler.encode(), " ".join(flags).encode(), platform.machine().encode()]))
-    target = _cache_dir() / f"fused_rmsprop-{key.hexdigest()[:16]}.so"
-    if not target.exists():
-        try:
+    key = hashlib.sha256(b"\0".join([source, " ".join(compiler).encode(), " ".join(flags).encode(), platform.machine().encode()]))
+    name = f"fused_rmsprop-{key.hexdigest()[:16]}.so"
+    try:
+        target = _cache_dir() / name
+        if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             _compile(compiler, flags, target)
-        except PermissionError:
-            with tempfile.TemporaryDirectory() as tmp:
-                private = Path(tmp) / target.name
-                _compile(compiler, flags, private)
-                return ctypes.CDLL(str(private))
-    return ctypes.CDLL(str(target))
+        return ctypes.CDLL(str(target))
+    except (RuntimeError, KeyError, OSError) as err:  # Path.home() without a home; EROFS, EACCES, ...
+        if isinstance(err, FileNotFoundError) and err.filename == compiler[0]:
+            raise  # no such compiler: a private folder would not help
+        with tempfile.TemporaryDirectory() as tmp:
+            private = Path(tmp) / name
+            _compile(compiler, flags, private)
+            return ctypes.CDLL(str(private))
 
 
 @functools.lru_cache(maxsize=None)
@@ -85,7 +97,7 @@ def _kernel():
     """The ctypes function ``supsup_rmsprop_step``, or None (switched off, no compiler, or the build failed)."""
     if os.environ.get("SUPSUP_FUSED", "1") == "0":
         return None
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    compiler = _compiler()
     if compiler is None:
         warnings.warn("no C compiler found (tried $CC, cc, gcc, clang), so training uses torch's RMSprop, which is slower on "
                       "the CPU. Install one (e.g. gcc) for the fused kernel, or set SUPSUP_FUSED=0 to silence this.", stacklevel=3)
@@ -102,7 +114,7 @@ def _kernel():
         fn.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int64] + [ctypes.c_float] * 6
         fn.restype = None
         return fn
-    warnings.warn(f"the fused RMSprop kernel did not build with {compiler}, so training uses torch's RMSprop "
+    warnings.warn(f"the fused RMSprop kernel did not build with {' '.join(compiler)}, so training uses torch's RMSprop "
                   f"(slower on the CPU); set SUPSUP_FUSED=0 to silence this. Errors: {' | '.join(errors)}", stacklevel=3)
     return None
 
@@ -180,9 +192,9 @@ class FusedRMSprop(torch.optim.Optimizer):
         if not state:
             state["step"] = torch.zeros(())
             state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            if group["momentum"] > 0:
-                state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        square_avg, buf = state["square_avg"], state.get("momentum_buffer")
+        if group["momentum"] > 0 and "momentum_buffer" not in state:  # also when momentum is turned on later
+            state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        square_avg, buf = state["square_avg"], state.get("momentum_buffer") if group["momentum"] > 0 else None
         sink = self._masks.get(p)
         if kernel is None or not _fits_kernel(p, p.grad, square_avg, buf, None if sink is None else sink.weight):
             torch_rmsprop(

@@ -247,13 +247,18 @@ class _FreshMaskedWeight(NamedTuple):
 
     task_id: int
     scores: weakref.ref
-    versions: tuple[int, int]  # the scores' and the weight's version counters right after the step
+    stamp: tuple[int, int, int, int]  # the scores' and weight's version counters and storage, after the step
     masked: torch.Tensor
 
+    @staticmethod
+    def stamp_of(scores: torch.Tensor, weight: torch.Tensor) -> tuple[int, int, int, int]:
+        return scores._version, weight._version, scores.data_ptr(), weight.data_ptr()
+
     def get(self, task_id: int, scores: torch.Tensor, weight: torch.Tensor) -> torch.Tensor | None:
-        # Any in-place change of the scores or weight since (another optimizer, load_state_dict, a manual
-        # edit) bumps a version counter and makes this stale; so does a new Parameter or another device.
-        fresh = task_id == self.task_id and self.scores() is scores and (scores._version, weight._version) == self.versions
+        # Stale after any in-place change of the scores or weight (another optimizer, load_state_dict, a
+        # manual edit: the version counter moves), a swap of their storage (``.data = ...``,
+        # vector_to_parameters), a new Parameter or another device.
+        fresh = task_id == self.task_id and self.scores() is scores and self.stamp_of(scores, weight) == self.stamp
         return self.masked if fresh and self.masked.device == scores.device else None
 
 
@@ -319,12 +324,15 @@ class MaskedLinear(_WeightMasked):
         key = str(task_id)
         if self.mask_config.kind != "threshold" or key not in self.scores:
             return None
-        scores = self.scores[key]
+        scores, weight = self.scores[key], self.weight
 
         def write(masked: torch.Tensor) -> None:
-            self._fresh = _FreshMaskedWeight(int(task_id), weakref.ref(scores), (scores._version, self.weight._version), masked)
+            # masked was computed from `weight`; if the buffer was replaced since, keep nothing
+            fresh = weight is self.weight
+            stamp = _FreshMaskedWeight.stamp_of(scores, weight)
+            self._fresh = _FreshMaskedWeight(int(task_id), weakref.ref(scores), stamp, masked) if fresh else None
 
-        return MaskSink(self.weight, write)
+        return MaskSink(weight, write)
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, tasks={self.num_tasks}, mask={self.mask_config.kind}"

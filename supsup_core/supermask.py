@@ -66,7 +66,8 @@ class TopKCut:
     Training moves scores a little per step, so the new cut lies close to the old one. With a
     ``TopKCut`` the k-th smallest magnitude is selected among the few entries of a narrow band around
     the old cut (two counting passes and one small selection) instead of ``kthvalue`` over every entry,
-    which costs about nine times a counting pass on a CPU. The result is exactly the same.
+    which costs about nine times a counting pass on a CPU. The result is exactly the same. CPU tensors
+    only: elsewhere the full ``kthvalue`` runs (the counts would each wait for the device).
     """
 
     def __init__(self) -> None:
@@ -76,7 +77,8 @@ class TopKCut:
 
 def _kth_smallest(values: torch.Tensor, k: int, cut: TopKCut | None) -> torch.Tensor:
     """The k-th smallest (1-based) of the flat ``values``, as ``kthvalue``; near ``cut.value`` when known."""
-    if cut is not None and cut.value is not None:
+    # CPU only: on a GPU the counts would each wait for the device, and kthvalue does not
+    if cut is not None and cut.value is not None and values.device.type == "cpu":
         n, centre = values.numel(), cut.value.to(values.device)
         width = cut.width or 1e-3 * float(centre.abs()) + 1e-12
         for _ in range(6):

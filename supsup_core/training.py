@@ -87,12 +87,12 @@ class TrainConfig:
 Masks = Mapping[torch.Tensor, MaskSink]
 
 
-def _sgd(params: list[nn.Parameter], c: TrainConfig, masks: Masks) -> torch.optim.Optimizer:
+def _sgd(params: list[nn.Parameter], c: TrainConfig, masks: Masks | None = None) -> torch.optim.Optimizer:
     momentum = 0.9 if c.momentum is None else c.momentum
     return torch.optim.SGD(params, lr=c.lr, momentum=momentum, weight_decay=c.weight_decay, fused=True)
 
 
-def _adam(params: list[nn.Parameter], c: TrainConfig, masks: Masks) -> torch.optim.Optimizer:
+def _adam(params: list[nn.Parameter], c: TrainConfig, masks: Masks | None = None) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, fused=True)
 
 
@@ -101,7 +101,7 @@ def uses_fused_rmsprop(config: TrainConfig, device: torch.device | str) -> bool:
     return config.optimizer == "rmsprop" and torch.device(device).type == "cpu" and fused.kernels_available()
 
 
-def _rmsprop(params: list[nn.Parameter], c: TrainConfig, masks: Masks) -> torch.optim.Optimizer:
+def _rmsprop(params: list[nn.Parameter], c: TrainConfig, masks: Masks | None = None) -> torch.optim.Optimizer:
     momentum = 0.0 if c.momentum is None else c.momentum
     if all(uses_fused_rmsprop(c, p.device) for p in params):
         # one pass per tensor, and the next forward's masked weights come with it (see supsup_core.fused)
@@ -109,10 +109,10 @@ def _rmsprop(params: list[nn.Parameter], c: TrainConfig, masks: Masks) -> torch.
     return torch.optim.RMSprop(params, lr=c.lr, momentum=momentum, weight_decay=c.weight_decay, foreach=True)
 
 
-# name -> builder(params, config, masks); torch's fused SGD and Adam, and our fused RMSprop on the CPU
+# name -> builder(params, config, masks=None); torch's fused SGD and Adam, and our fused RMSprop on the CPU
 # (torch has none; the multi-tensor one elsewhere). ``masks`` are the layers' MaskSinks, which only the
 # fused RMSprop uses.
-OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], TrainConfig, Masks], torch.optim.Optimizer]] = {
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "sgd": _sgd,
     "adam": _adam,
     "rmsprop": _rmsprop,

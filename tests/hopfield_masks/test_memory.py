@@ -33,6 +33,16 @@ def test_exact_ties_keep_their_state_on_every_backend_and_dtype(rule, options, m
     assert all(torch.equal(end, ends[0]) for end in ends[1:])
 
 
+def test_snapping_works_in_float64_so_half_precision_fields_do_not_overflow():
+    from hopfield_masks.functional import snap_field
+
+    field = torch.tensor([3.0, -0.0001, 0.5], dtype=torch.float16)  # d·h = 3e5 overflows float16
+    snapped = snap_field(field, 1e-5)
+    assert snapped.dtype == torch.float16 and torch.isfinite(snapped).all()
+    assert snapped[1] == -0.0001 and snapped[0] == 3.0
+    assert torch.equal(snap_field(torch.tensor([1e-9, -2e-9, 0.25]), 0.125), torch.tensor([0.0, 0.0, 0.25]))
+
+
 def test_field_step_is_the_grid_of_exact_hebbian_fields():
     from hopfield_masks.rules import RULES
 

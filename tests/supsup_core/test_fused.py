@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from supsup_core import fused, modes
-from supsup_core.fused import FusedRMSprop, MaskSink
+from supsup_core.fused import FusedRMSprop, MaskSink, torch_rmsprop
 from supsup_core.layers import MaskedLinear
 from supsup_core.supermask import MaskConfig
 from supsup_core.training import TrainConfig, make_optimizer
@@ -141,6 +141,38 @@ def test_masked_linear_uses_the_written_weight_until_its_scores_change(generator
     assert layer._fresh is None
 
 
+@needs_kernel
+def test_a_swapped_storage_or_weight_makes_the_written_weight_stale(generator):
+    layer = MaskedLinear(30, 20, num_tasks=1, mask_config=MaskConfig(kind="threshold"), generator=generator)
+    scores = layer.task_scores(0)
+    opt = FusedRMSprop([scores], lr=0.05, masks={scores: layer.mask_sink(0)})
+    x = torch.randn(16, 30, generator=generator)
+    layer(x).square().sum().backward()
+    opt.step()
+    torch.nn.utils.vector_to_parameters(-torch.nn.utils.parameters_to_vector([scores]), [scores])  # swaps .data
+    eager = torch.nn.functional.linear(x, layer.weight * (scores.detach() >= 0))
+    torch.testing.assert_close(layer(x), eager, rtol=0, atol=0)
+    layer(x).square().sum().backward()
+    layer.weight = -layer.weight  # a new weight buffer after the sink was made: its writes are not kept
+    opt.step()
+    assert layer._fresh is None
+
+
+def test_momentum_turned_on_after_the_first_step_is_used(generator):
+    scores = torch.nn.Parameter(torch.randn(50, generator=generator))
+    opt = FusedRMSprop([scores], lr=0.1)
+    scores.grad = torch.ones(50)
+    opt.step()
+    opt.param_groups[0]["momentum"] = 0.9
+    before, square_avg = scores.detach().clone(), opt.state[scores]["square_avg"].clone()
+    opt.step()
+    expected, buf = before.clone(), torch.zeros(50)
+    torch_rmsprop([expected], [torch.ones(50)], [square_avg], [], [buf], [torch.zeros(())], lr=0.1, alpha=0.99, eps=1e-8,
+                  weight_decay=0.0, momentum=0.9, centered=False)
+    torch.testing.assert_close(scores.detach(), expected, rtol=1e-6, atol=1e-7)
+    assert torch.equal(opt.state[scores]["momentum_buffer"], buf)
+
+
 def test_only_threshold_masks_of_trainable_tasks_take_a_sink(generator):
     threshold = MaskedLinear(4, 3, num_tasks=2, mask_config=MaskConfig(kind="threshold"), generator=generator)
     topk = MaskedLinear(4, 3, num_tasks=1, mask_config=MaskConfig(kind="topk", sparsity=0.5), generator=generator)
@@ -209,6 +241,25 @@ def test_an_unwritable_cache_folder_builds_for_this_process_only(fresh_build, mo
     monkeypatch.setattr(fused, "_compile", compile_but_not_into_the_cache)
     assert fused.kernels_available()
     assert list(fresh_build.glob("*.so")) == []
+
+
+@needs_kernel
+def test_without_a_home_folder_the_library_is_built_for_this_process(fresh_build, monkeypatch):
+    monkeypatch.delenv("SUPSUP_CACHE_DIR")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(fused.Path, "home", no_home)
+    assert fused.kernels_available()
+
+
+@needs_kernel
+def test_cc_may_carry_arguments(fresh_build, monkeypatch):
+    monkeypatch.setenv("CC", f"{fused.shutil.which('cc') or fused.shutil.which('gcc')} -g")
+    assert fused.kernels_available()
+    assert len(list(fresh_build.glob("fused_rmsprop-*.so"))) == 1
 
 
 def test_switching_the_kernel_off_builds_nothing_and_says_nothing(fresh_build, monkeypatch, recwarn):
