@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
-from hopfield_masks.checks import check_store_tensor
+from hopfield_masks.checks import check_patterns, check_store_tensor
 from hopfield_masks.memory import HopfieldMemory
 from hopfield_masks.packed import PackedPatterns
 from hopfield_masks.patterns import MaskLayout
@@ -35,6 +35,17 @@ class PackedMemory(HopfieldMemory):
     def stored_patterns(self) -> Tensor:
         """Stored patterns unpacked to ±1, shape (K, d) (K·d floats: small sizes only)."""
         return self._packed.unpack(self._dtype)
+
+    def find_stored(self, states: Tensor) -> Tensor:
+        """Which stored pattern each ±1 state is: long (n,), the pattern's index, or -1 for none.
+
+        A state equals pattern i exactly when their overlap is d; one chunked pass over the packed
+        patterns, no unpacking of the whole store.
+        """
+        batch = check_patterns(states, self._dim, "states").to(device=self._device, dtype=torch.float64).reshape(-1, self._dim)
+        equal = self._packed.overlaps(batch) == self._dim  # (n, K); exact in float64
+        index = equal.to(torch.int8).argmax(-1)
+        return torch.where(equal.any(-1), index, -1)
 
     def _state_tensors(self) -> dict[str, Tensor]:
         return {"packed_patterns": self._packed.packed}

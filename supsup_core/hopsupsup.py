@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from hopfield_masks import HopfieldMemory, MaskLayout, default_backend, make_memory, masks_to_patterns
+from hopfield_masks.implicit import PackedMemory
 from hopfield_masks.recovery import RecoveryConfig, RecoveryResult, SteerConfig, anneal, steer
 from supsup_core import modes
 from supsup_core.objectives import entropy as output_entropy
@@ -42,9 +43,10 @@ class TaskRecovery(NamedTuple):
 
     state : Tensor (d,), the recovered ±1 pattern over the layout
     masks : dict of layer name to {0,1} float Tensor, the recovered masks
-    steps : int, descent steps taken
+    steps : int, descent steps taken (over all attempts)
     seconds : float, wall time of the recovery
-    result : RecoveryResult, with the per-step trace
+    result : RecoveryResult, with the per-step trace (of the last attempt)
+    attempts : int, descents run: 1, plus the steered method's retries out of spurious states
     """
 
     state: torch.Tensor
@@ -52,6 +54,7 @@ class TaskRecovery(NamedTuple):
     steps: int
     seconds: float
     result: RecoveryResult
+    attempts: int = 1
 
 
 def mask_layout(model: nn.Module) -> MaskLayout:
@@ -161,6 +164,8 @@ def recover_task(model: nn.Module, memory: HopfieldMemory, batches: Iterator[tor
         Number of class outputs the entropy is taken over.
     method : {"reference", "steered"}
     config : RecoveryConfig (reference) or SteerConfig (steered), optional
+        With a memory that keeps its patterns (implicit backends), the steered method retries when the
+        recall ends on no stored pattern, ``config.retries`` times at most (see ``SteerConfig.retry``).
 
     Returns
     -------
@@ -173,11 +178,13 @@ def recover_task(model: nn.Module, memory: HopfieldMemory, batches: Iterator[tor
     init = memory.mean_pattern.detach().float()
     start = time.perf_counter()
     model.eval()
+    attempts = 1
     if method == "reference":
         config = config if config is not None else RecoveryConfig()
         if not isinstance(config, RecoveryConfig):
             raise TypeError(f"method 'reference' takes a RecoveryConfig; got {type(config).__name__}.")
         result = anneal(entropy=entropy, energy=memory.energy, init=init, batches=batches, config=config)
+        steps = result.steps
     else:
         config = config if config is not None else SteerConfig()
         if not isinstance(config, SteerConfig):
@@ -193,10 +200,25 @@ def recover_task(model: nn.Module, memory: HopfieldMemory, batches: Iterator[tor
 
         result = steer(entropy=entropy, project=project, recall=recall, energy=memory.energy, init=init,
                        batches=batches, config=config)
+        steps = result.steps
+        # Ended on no stored pattern (a spurious mixture): descend again with more data per step. Only a
+        # memory that keeps its patterns can tell; landing on another task's pattern cannot be told apart.
+        while isinstance(memory, PackedMemory) and attempts <= config.retries and int(memory.find_stored(result.state)) < 0:
+            retry_config, merge = config.retry(attempts)
+            result = steer(entropy=entropy, project=project, recall=recall, energy=memory.energy, init=init,
+                           batches=_merged(batches, merge), config=retry_config)
+            steps += result.steps
+            attempts += 1
     seconds = time.perf_counter() - start
     state = result.state.detach()
     masks = {name: m.detach() for name, m in layout.unflatten((state + 1.0) / 2.0).items()}
-    return TaskRecovery(state, masks, result.steps, seconds, result)
+    return TaskRecovery(state, masks, steps, seconds, result, attempts)
+
+
+def _merged(batches: Iterator[torch.Tensor], count: int) -> Iterator[torch.Tensor]:
+    """Batches of ``count`` consecutive batches each, concatenated."""
+    while True:
+        yield torch.cat([next(batches) for _ in range(count)])
 
 
 def masked_accuracy(model: nn.Module, masks: Mapping[str, torch.Tensor], data: TaskData, *, num_classes: int,

@@ -119,6 +119,7 @@ def recover_run(
             "accuracy": masked_accuracy(model, found.masks, data, num_classes=stream.num_classes),
             "gg_accuracy": None,
             "steps": found.steps,
+            "attempts": found.attempts,
             "seconds": found.seconds,
             "entropy_per_step": found.result.trace.entropy,
             "energy_per_step": found.result.trace.energy,

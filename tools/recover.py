@@ -50,17 +50,20 @@ def format_recovery(report: RunRecovery) -> str:
               help="steered: most Hopfield steps of the final recall.")
 @click.option("--patience", type=click.IntRange(min=0), default=5, show_default=True,
               help="steered: stop once the sign of the scores has not changed for this many steps (0: run all --steps).")
+@click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
+              help="steered, implicit stores: descend again with more data per step when the recall ends on no stored mask.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar.")
 @seed_option
 @device_option
 @json_option
 def recover(run_dir, store_path, method, steps, batch_size, gamma, lr, momentum, weight_decay, schedule, step_size,
-            recall_steps, patience, progress, seed, device, json_path):
+            recall_steps, patience, retries, progress, seed, device, json_path):
     """Recover every task's masks of RUN_DIR from the store alone (no task ids, no labels), then score them."""
     if method == "reference":
         config = RecoveryConfig(steps=steps, lr=lr, momentum=momentum, weight_decay=weight_decay, gamma=gamma, schedule=schedule)
     else:
-        config = SteerConfig(steps=steps, step_size=step_size, recall_steps=recall_steps, patience=patience or None)
+        config = SteerConfig(steps=steps, step_size=step_size, recall_steps=recall_steps, patience=patience or None,
+                             retries=retries)
     with user_errors():
         run = RunDirectory.open(run_dir)
         target = resolve_device(device)

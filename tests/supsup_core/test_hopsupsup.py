@@ -1,0 +1,83 @@
+"""recover_task's retries out of spurious states, and find_stored, the test they rest on."""
+import pytest
+import torch
+
+from hopfield_masks import make_memory
+from hopfield_masks.recovery import RecoveryResult, RecoveryTrace, SteerConfig
+from supsup_core import hopsupsup
+from supsup_core.hopsupsup import mask_layout, recover_task
+from supsup_core.models import ModelConfig, build_model
+
+
+@pytest.fixture
+def model():
+    return build_model(ModelConfig(name="bnnet", input_shape=(64,), width=16, num_tasks=0), torch.Generator().manual_seed(0))
+
+
+def _memory(model, backend, count=3):
+    layout = mask_layout(model)
+    patterns = torch.randint(0, 2, (count, layout.dim), generator=torch.Generator().manual_seed(1)).float() * 2 - 1
+    return make_memory("pseudoinverse", layout.dim, backend, layout=layout).store(patterns), patterns
+
+
+def test_find_stored_names_the_pattern_a_state_equals(model):
+    memory, patterns = _memory(model, "implicit")
+    other = patterns[0].clone()
+    other[0] *= -1  # one bit off: no stored pattern
+    assert memory.find_stored(torch.stack([patterns[2], other, patterns[0]])).tolist() == [2, -1, 0]
+    assert memory.find_stored(patterns[1]).tolist() == [1]
+
+
+def _scripted_steer(monkeypatch, states):
+    """Replace steer() by one that returns ``states`` in turn and records each call's config and batch size."""
+    calls = []
+
+    def steer(*, batches, config, init, **_):
+        calls.append((config, len(next(batches))))
+        state = states[len(calls) - 1]
+        return RecoveryResult(state, state.clone(), config.steps, RecoveryTrace([], [], [], [], []))
+
+    monkeypatch.setattr(hopsupsup, "steer", steer)
+    return calls
+
+
+def _batches():
+    while True:
+        yield torch.randn(8, 64)
+
+
+def test_a_spurious_end_is_retried_with_more_data_per_step_until_a_stored_pattern(model, monkeypatch):
+    memory, patterns = _memory(model, "implicit")
+    spurious = torch.sign(patterns.sum(0) + 0.5)  # a mixture of the three: none of them
+    calls = _scripted_steer(monkeypatch, [spurious, spurious, patterns[1]])
+    found = recover_task(model, memory, _batches(), real_outputs=10, method="steered", config=SteerConfig(steps=10))
+    assert torch.equal(found.state, patterns[1]) and found.attempts == 3
+    assert [(c.steps, round(c.step_size, 4), size) for c, size in calls] == [(10, 0.25, 8), (20, 0.1, 32), (30, 0.05, 64)]
+    assert found.steps == 60
+
+
+def test_retries_stop_at_the_limit_and_never_run_for_a_stored_end(model, monkeypatch):
+    memory, patterns = _memory(model, "implicit")
+    spurious = torch.sign(patterns.sum(0) + 0.5)
+    calls = _scripted_steer(monkeypatch, [spurious] * 5)
+    found = recover_task(model, memory, _batches(), real_outputs=10, method="steered", config=SteerConfig(retries=1))
+    assert found.attempts == 2 and len(calls) == 2 and torch.equal(found.state, spurious)
+    calls = _scripted_steer(monkeypatch, [patterns[0]])
+    assert recover_task(model, memory, _batches(), real_outputs=10, method="steered").attempts == 1
+
+
+def test_a_dense_memory_cannot_tell_a_spurious_end_so_it_never_retries(model, monkeypatch):
+    memory, patterns = _memory(model, "dense")
+    calls = _scripted_steer(monkeypatch, [torch.sign(patterns.sum(0) + 0.5)] * 3)
+    assert recover_task(model, memory, _batches(), real_outputs=10, method="steered").attempts == 1
+    assert len(calls) == 1
+
+
+def test_retry_configs_and_bad_retry_counts():
+    assert SteerConfig().retry(1) == (SteerConfig(steps=60, step_size=0.1), 4)
+    config, merge = SteerConfig().retry(2)
+    assert (config.steps, merge) == (90, 8) and config.step_size == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="retries must be >= 0"):
+        SteerConfig(retries=-1)
+    with pytest.raises(ValueError, match="attempt counts retries from 1"):
+        SteerConfig().retry(0)
