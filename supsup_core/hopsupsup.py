@@ -8,6 +8,7 @@ used only to score the result.
 """
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
@@ -205,8 +206,12 @@ def recover_task(model: nn.Module, memory: HopfieldMemory, batches: Iterator[tor
         # memory that keeps its patterns can tell; landing on another task's pattern cannot be told apart.
         while isinstance(memory, PackedMemory) and attempts <= config.retries and int(memory.find_stored(result.state)) < 0:
             retry_config, merge = config.retry(attempts)
+            merged = _merged(batches, merge)
+            first = next(merged, None)
+            if first is None:  # a finite iterator ran out: keep what the last attempt found
+                break
             result = steer(entropy=entropy, project=project, recall=recall, energy=memory.energy, init=init,
-                           batches=_merged(batches, merge), config=retry_config)
+                           batches=itertools.chain([first], merged), config=retry_config)
             steps += result.steps
             attempts += 1
     seconds = time.perf_counter() - start
@@ -216,9 +221,9 @@ def recover_task(model: nn.Module, memory: HopfieldMemory, batches: Iterator[tor
 
 
 def _merged(batches: Iterator[torch.Tensor], count: int) -> Iterator[torch.Tensor]:
-    """Batches of ``count`` consecutive batches each, concatenated."""
-    while True:
-        yield torch.cat([next(batches) for _ in range(count)])
+    """Batches of ``count`` consecutive batches each, concatenated (the last one shorter if they run out)."""
+    while group := list(itertools.islice(batches, count)):
+        yield torch.cat(group)
 
 
 def masked_accuracy(model: nn.Module, masks: Mapping[str, torch.Tensor], data: TaskData, *, num_classes: int,
