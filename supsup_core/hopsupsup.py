@@ -177,6 +177,7 @@ def recover_task(model: nn.Module, memory: HopfieldMemory, batches: Iterator[tor
     layout = check_store_matches(memory, model)
     entropy = _entropy_of(model, layout, real_outputs)
     init = memory.mean_pattern.detach().float()
+    batches = iter(batches)  # a list works too, and retries continue where the last descent stopped
     start = time.perf_counter()
     model.eval()
     attempts = 1

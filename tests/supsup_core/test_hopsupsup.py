@@ -87,6 +87,6 @@ def test_a_finite_batch_iterator_that_runs_out_ends_the_retries_cleanly(model, m
     memory, patterns = _memory(model, "implicit")
     spurious = torch.sign(patterns.sum(0) + 0.5)
     calls = _scripted_steer(monkeypatch, [spurious, spurious, spurious])
-    batches = iter([torch.randn(8, 64) for _ in range(5)])  # the first descent takes one, the first retry the other 4
+    batches = [torch.randn(8, 64) for _ in range(5)]  # the first descent takes one, the first retry the other 4
     found = recover_task(model, memory, batches, real_outputs=10, method="steered")
     assert found.attempts == 2 and [size for _, size in calls] == [8, 32]  # the second retry found no batches
