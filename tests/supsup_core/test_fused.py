@@ -122,36 +122,38 @@ def test_bad_arguments_name_the_problem(generator):
 
 
 # ------------------------------------------------------------------------- masked layers and training
-@needs_kernel
-def test_masked_linear_uses_the_written_weight_until_its_scores_change(generator):
+def _after_a_fused_step(generator):
+    """A threshold MaskedLinear, its fused optimizer after one step (so a masked weight is written), and an input."""
     layer = MaskedLinear(30, 20, num_tasks=1, mask_config=MaskConfig(kind="threshold"), generator=generator)
     scores = layer.task_scores(0)
     opt = FusedRMSprop([scores], lr=0.05, masks={scores: layer.mask_sink(0)})
     x = torch.randn(16, 30, generator=generator)
     layer(x).square().sum().backward()
     opt.step()
-    fresh = layer._fresh.masked
-    assert torch.equal(fresh, layer.weight * (scores.detach() >= 0))
-    eager = torch.nn.functional.linear(x, layer.weight * (scores.detach() >= 0))
-    torch.testing.assert_close(layer(x), eager, rtol=0, atol=0)
+    return layer, scores, opt, x
+
+
+def _eager_output(layer, scores, x):
+    return torch.nn.functional.linear(x, layer.weight * (scores.detach() >= 0))
+
+
+@needs_kernel
+def test_masked_linear_uses_the_written_weight_until_its_scores_change(generator):
+    layer, scores, _, x = _after_a_fused_step(generator)
+    assert torch.equal(layer._fresh.masked, layer.weight * (scores.detach() >= 0))
+    torch.testing.assert_close(layer(x), _eager_output(layer, scores, x), rtol=0, atol=0)
     with torch.no_grad():
         scores.neg_()  # an in-place edit: the written weight is stale now
-    torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, layer.weight * (scores.detach() >= 0)), rtol=0, atol=0)
+    torch.testing.assert_close(layer(x), _eager_output(layer, scores, x), rtol=0, atol=0)
     layer.clear_fresh_masked_weight()
     assert layer._fresh is None
 
 
 @needs_kernel
 def test_a_swapped_storage_or_weight_makes_the_written_weight_stale(generator):
-    layer = MaskedLinear(30, 20, num_tasks=1, mask_config=MaskConfig(kind="threshold"), generator=generator)
-    scores = layer.task_scores(0)
-    opt = FusedRMSprop([scores], lr=0.05, masks={scores: layer.mask_sink(0)})
-    x = torch.randn(16, 30, generator=generator)
-    layer(x).square().sum().backward()
-    opt.step()
+    layer, scores, opt, x = _after_a_fused_step(generator)
     torch.nn.utils.vector_to_parameters(-torch.nn.utils.parameters_to_vector([scores]), [scores])  # swaps .data
-    eager = torch.nn.functional.linear(x, layer.weight * (scores.detach() >= 0))
-    torch.testing.assert_close(layer(x), eager, rtol=0, atol=0)
+    torch.testing.assert_close(layer(x), _eager_output(layer, scores, x), rtol=0, atol=0)
     layer(x).square().sum().backward()
     layer.weight = -layer.weight  # a new weight buffer after the sink was made: its writes are not kept
     opt.step()
