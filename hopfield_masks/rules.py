@@ -53,8 +53,9 @@ class LearningRule:
 
         Recall rounds fields to it, so that a field that is exactly 0 in exact arithmetic is 0, not ±1e-7,
         and ties keep their state whatever the backend, dtype or order of summation. That needs the
-        rounding error of d·h below one half: it held in float32 up to d = 4.2 M (at d = 6 M the implicit
-        backend's error reached 1.07 on large fields, not at ties); float64 has room to spare.
+        rounding error of d·h below one half: in one scratch measurement (not kept) it held in float32 up
+        to d = 4.2 M, and at d = 6 M the implicit backend's error reached 1.07 on large fields (not at
+        ties); float64 has room to spare.
         """
         return None
 
