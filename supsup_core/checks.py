@@ -1,9 +1,11 @@
 """Validation helpers shared by the supsup_core entry points, so every error reads the same way."""
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any, Iterable
 
-__all__ = ["check_choice", "check_positive", "check_fraction", "check_output_size"]
+__all__ = ["check_choice", "check_positive", "check_fraction", "check_finite", "check_int", "check_output_size"]
 
 
 def check_choice(name: str, value: Any, choices: Iterable[Any], fix: str = "") -> None:
@@ -13,14 +15,30 @@ def check_choice(name: str, value: Any, choices: Iterable[Any], fix: str = "") -
         raise ValueError(f"{name} must be one of {choices}; got {value!r}. {fix}".rstrip())
 
 
+def check_finite(name: str, value: Any, fix: str = "") -> None:
+    """Raise ``ValueError`` unless ``value`` is a real, finite number (not NaN, not ±inf, not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number; got {value!r}. {fix}".rstrip())
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = None, fix: str = "") -> None:
+    """Raise ``ValueError`` unless ``value`` is an integer (not a bool, not 1.5), at least ``minimum`` if given."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer; got {value!r}. {fix}".rstrip())
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value!r}. {fix}".rstrip())
+
+
 def check_positive(name: str, value: float, fix: str = "") -> None:
-    """Raise ``ValueError`` unless ``value > 0``."""
+    """Raise ``ValueError`` unless ``value`` is finite and ``> 0``."""
+    check_finite(name, value, fix)
     if not value > 0:
         raise ValueError(f"{name} must be > 0; got {value!r}. {fix}".rstrip())
 
 
 def check_fraction(name: str, value: float, fix: str = "") -> None:
     """Raise ``ValueError`` unless ``0 < value < 1``."""
+    check_finite(name, value, fix)
     if not 0 < value < 1:
         raise ValueError(f"{name} must lie strictly between 0 and 1; got {value!r}. {fix}".rstrip())
 

@@ -13,6 +13,7 @@ Every file is written atomically, so a crash leaves each one either complete or 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -134,6 +135,12 @@ class RunDirectory:
     @property
     def weights_path(self) -> Path:
         return self.path / "weights.safetensors"
+
+    def weights_digest(self) -> str:
+        """SHA-256 (hex) of the fixed weights file: the run's identity, recorded in stores encoded from it."""
+        if not self.weights_path.is_file():
+            raise ValueError(f"{self.path} has no weights file yet; resume `supsup train` on it first.")
+        return hashlib.sha256(self.weights_path.read_bytes()).hexdigest()
 
     def fixed_model(self) -> nn.Module:
         """The model with no tasks, weights drawn from the run's seed (on the CPU)."""

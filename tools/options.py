@@ -1,10 +1,36 @@
-"""Options every command spells the same way: --seed, --device, --json."""
+"""Options every command spells the same way: --seed, --device, --json, finite floats, output files."""
 from __future__ import annotations
 
 import contextlib
+import math
+from pathlib import Path
 
 import click
 import torch
+
+
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses NaN and ±inf (click's ranges let NaN through: every comparison
+    with NaN is false)."""
+
+    name = "finite float range"
+
+    def convert(self, value, param, ctx):
+        number = click.FloatParamType.convert(self, value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number; give a finite value.", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+def check_output_parent(ctx: click.Context, param: click.Parameter, value):
+    """Callback for options naming a file to write: its folder must exist (nothing is created silently)."""
+    if value is None:
+        return value
+    parent = Path(value).expanduser().absolute().parent
+    if not parent.is_dir():
+        raise click.BadParameter(f"the folder {parent} does not exist; create it first or choose another path.",
+                                 ctx=ctx, param=param)
+    return value
 
 
 def seed_option(func):
@@ -26,7 +52,8 @@ def json_option(func):
         "json_path",
         type=click.Path(dir_okay=False, writable=True),
         default=None,
-        help="Write machine-readable results to this JSON file.",
+        callback=check_output_parent,
+        help="Write machine-readable results to this JSON file (its folder must exist).",
     )(func)
 
 
@@ -41,7 +68,12 @@ def resolve_device(device: str | None) -> torch.device:
 
 @contextlib.contextmanager
 def user_errors():
-    """Turn the libraries' validation errors (which name the problem and the fix) into click errors."""
+    """Turn the libraries' validation errors (which name the problem and the fix) into click errors.
+
+    They exit with status 1 and no "Try --help": a corrupted file or a busy run directory is not a misuse
+    of the options. Errors that do come from the options are raised as ``click.BadParameter`` /
+    ``click.UsageError`` (status 2) where they are checked.
+    """
     try:
         yield
     except (ValueError, TypeError, FileNotFoundError) as err:
