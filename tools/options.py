@@ -16,7 +16,7 @@ class FiniteFloatRange(click.FloatRange):
     name = "finite float range"
 
     def convert(self, value, param, ctx):
-        number = click.FloatParamType.convert(self, value, param, ctx)
+        number = click.types.FLOAT.convert(value, param, ctx)
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number; give a finite value.", param, ctx)
         return super().convert(number, param, ctx)
