@@ -10,7 +10,16 @@ from supsup_core.layers import MaskedLinear
 from supsup_core.supermask import MaskConfig
 from supsup_core.training import TrainConfig, make_optimizer
 
-needs_kernel = pytest.mark.skipif(not fused.kernels_available(), reason="no C compiler here, so the fused kernel cannot be built")
+
+
+@pytest.fixture(scope="module")
+def built_kernel():
+    """Skip unless the fused kernel builds here (built on first use, not while pytest collects this file)."""
+    if not fused.kernels_available():
+        pytest.skip("no C compiler here, so the fused kernel cannot be built")
+
+
+needs_kernel = pytest.mark.usefixtures("built_kernel")
 
 
 def _pair(shape, generator, **kwargs):
@@ -116,6 +125,10 @@ def test_bad_arguments_name_the_problem(generator):
         FusedRMSprop([scores], lr=-1.0)
     with pytest.raises(ValueError, match="momentum must be >= 0"):
         FusedRMSprop([scores], lr=0.1, momentum=-0.5)
+    with pytest.raises(ValueError, match="lr must be a finite number; got inf"):
+        FusedRMSprop([scores], lr=float("inf"))
+    with pytest.raises(ValueError, match="weight_decay must be a finite number; got nan"):
+        FusedRMSprop([scores], lr=0.1, weight_decay=float("nan"))
     stranger = torch.zeros(5)
     with pytest.raises(ValueError, match="masks names a tensor that is not among params"):
         FusedRMSprop([scores], lr=0.1, masks={stranger: MaskSink(stranger, print)})
@@ -186,8 +199,8 @@ def test_only_threshold_masks_of_trainable_tasks_take_a_sink(generator):
         threshold.mask_sink(5)
 
 
-def _train_steps(model, x, y, steps):
-    opt = make_optimizer(model, 0, TrainConfig(iterations=steps, optimizer="rmsprop", lr=1e-2))
+def _train_steps(model, x, y, steps, lr=1e-2):
+    opt = make_optimizer(model, 0, TrainConfig(iterations=steps, optimizer="rmsprop", lr=lr))
     modes.set_task(model, 0)
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
@@ -202,11 +215,26 @@ def test_training_with_the_fused_step_follows_torchs_rmsprop(monkeypatch):
 
     config = ModelConfig(name="fc1024", input_shape=(20,), output_size=4, width=32, mask_kind="threshold")
     x, y = torch.randn(64, 20, generator=torch.Generator().manual_seed(1)), torch.arange(64) % 4
-    fused_opt, fused_scores = _train_steps(build_model(config, torch.Generator().manual_seed(0)), x, y, 30)
+    margin, steps = 0.2, 30
+
+    def model_clear_of_the_threshold():
+        # Every score starts `margin` away from 0 and moves less than that in `steps` steps (checked below), so
+        # both runs take the same mask at every step exactly, and their scores can be compared to rounding.
+        model = build_model(config, torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            for layer in modes.masked_layers(model).values():
+                s = layer.task_scores(0)
+                s.copy_(torch.where(s >= 0, s + margin, s - margin))
+        return model
+
+    start = [layer.task_scores(0).detach().clone() for layer in modes.masked_layers(model_clear_of_the_threshold()).values()]
+    fused_opt, fused_scores = _train_steps(model_clear_of_the_threshold(), x, y, steps, lr=1e-3)
     monkeypatch.setattr(fused, "kernels_available", lambda: False)
-    torch_opt, torch_scores = _train_steps(build_model(config, torch.Generator().manual_seed(0)), x, y, 30)
+    torch_opt, torch_scores = _train_steps(model_clear_of_the_threshold(), x, y, steps, lr=1e-3)
     assert isinstance(fused_opt, FusedRMSprop) and isinstance(torch_opt, torch.optim.RMSprop)
-    for got, want in zip(fused_scores, torch_scores):
+    for before, got, want in zip(start, fused_scores, torch_scores):
+        assert (got - before).abs().max() < margin / 2 and (want - before).abs().max() < margin / 2  # no mask changed
+        assert (got - before).abs().max() > 1e-3  # but the scores did train
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
@@ -228,7 +256,8 @@ def test_the_library_is_built_once_into_the_cache_folder(fresh_build):
     fused._kernel.cache_clear()
     assert fused.kernels_available()
     assert built.stat().st_mtime_ns == stamp  # reused, not rebuilt
-    assert [p.name for p in fresh_build.iterdir()] == [built.name]  # no temporary left behind
+    assert sorted(p.name for p in fresh_build.iterdir()) == [built.name, built.name + ".sha256"]  # no temporary left behind
+    assert (fresh_build / (built.name + ".sha256")).read_text().strip() == fused._sha256(built)
 
 
 @needs_kernel
@@ -286,3 +315,156 @@ def test_a_failing_build_falls_back_with_a_warning_naming_the_errors(fresh_build
     with pytest.warns(UserWarning, match="did not build.*out of luck"):
         assert not fused.kernels_available()
     assert list(fresh_build.glob("*.so")) == []
+
+
+# ------------------------------------------------------------------------- what the cache may load
+_PLANTED = r"""
+#include <stdio.h>
+#include <stdlib.h>
+__attribute__((constructor)) static void planted(void) {
+    FILE *f = fopen(getenv("SUPSUP_TEST_MARKER"), "w");
+    if (f) { fputs("loaded", f); fclose(f); }
+}
+void supsup_rmsprop_step(void) {}
+"""
+
+
+def _cached_names():
+    """The cache file name of the library for each flag set, for this compiler and source."""
+    compiler, source = fused._compiler(), fused._SOURCE.read_bytes()
+    return [fused._library_name(compiler, flags, source) for flags in fused._FLAG_SETS]
+
+
+def _plant(folder, tmp_path, *, digest: bool, body: str = _PLANTED):
+    """Put a library whose constructor writes a marker file at every path the kernel's cache would load."""
+    source = tmp_path / "planted.c"
+    source.write_text(body)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name in _cached_names():
+        fused.subprocess.run([*fused._compiler(), "-shared", "-fPIC", str(source), "-o", str(folder / name)], check=True)
+        if digest:  # a digest that matches the planted bytes: only the symbol check can tell
+            (folder / (name + ".sha256")).write_text(fused._sha256(folder / name))
+    return [folder / name for name in _cached_names()]
+
+
+@pytest.fixture
+def marker(monkeypatch, tmp_path):
+    path = tmp_path / "constructor-ran"
+    monkeypatch.setenv("SUPSUP_TEST_MARKER", str(path))
+    return path
+
+
+@needs_kernel
+def test_a_library_planted_in_the_cache_is_rebuilt_not_loaded(fresh_build, tmp_path, marker):
+    planted = _plant(fresh_build, tmp_path, digest=False)
+    assert fused.kernels_available()
+    assert not marker.exists()  # its constructor never ran
+    assert any(fused._verified(path) for path in planted)  # replaced by a build of ours, digest recorded
+
+
+@needs_kernel
+@pytest.mark.parametrize("damage", ["empty", "altered", "digest missing"])
+def test_an_empty_or_altered_cached_library_is_rebuilt(fresh_build, damage):
+    assert fused.kernels_available()
+    (built,) = fresh_build.glob("*.so")
+    # damaged as another process would: a new file (this process still maps the old one)
+    replacement = built.with_name("replacement")
+    if damage == "empty":
+        replacement.write_bytes(b"")
+        replacement.replace(built)
+    elif damage == "altered":
+        replacement.write_bytes(built.read_bytes() + b"\0")
+        replacement.replace(built)
+    else:
+        fused._digest_path(built).unlink()
+    assert not fused._verified(built)
+    fused._kernel.cache_clear()
+    assert fused.kernels_available()
+    assert fused._verified(built) and built.stat().st_size > 0
+
+
+@needs_kernel
+def test_a_cache_folder_others_may_write_is_never_loaded_from(fresh_build, tmp_path, marker):
+    planted = _plant(fresh_build, tmp_path, digest=True)
+    fresh_build.chmod(0o777)
+    with pytest.warns(UserWarning, match="not yours alone to write.*SUPSUP_CACHE_DIR"):
+        assert fused.kernels_available()
+    assert not marker.exists()
+    assert all(fused._sha256(path) == fused._digest_path(path).read_text() for path in planted)  # left as they were
+
+
+@needs_kernel
+def test_a_cached_library_without_the_kernel_symbol_is_rebuilt_for_this_process(fresh_build, tmp_path, recwarn):
+    planted = _plant(fresh_build, tmp_path, digest=True, body="int not_the_kernel(void) { return 0; }\n")
+    assert fused.kernels_available()  # no traceback, no warning: a private build took its place
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+    assert not fused._verified(planted[0])  # its digest is gone, so the next run rebuilds it (the OpenMP build, tried first)
+
+
+def test_a_compiler_that_builds_no_kernel_symbol_falls_back_with_one_warning(fresh_build, monkeypatch, tmp_path):
+    real = fused._compiler()
+    if real is None:
+        pytest.skip("no C compiler here")
+    empty = tmp_path / "empty.c"
+    empty.write_text("int not_the_kernel(void) { return 0; }\n")
+    wrapper = tmp_path / "cc"  # compiles something else whatever it is asked to build
+    wrapper.write_text(f'#!/bin/sh\nfor a; do case "$a" in *.c) set -- "$@" ;; esac; done\n'
+                       f'out=""; prev=""; for a; do [ "$prev" = "-o" ] && out="$a"; prev="$a"; done\n'
+                       f'exec {" ".join(real)} -shared -fPIC {empty} -o "$out"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("CC", str(wrapper))
+    with pytest.warns(UserWarning, match="did not build.*does not export supsup_rmsprop_step") as caught:
+        assert not fused.kernels_available()
+    assert len([w for w in caught if issubclass(w.category, UserWarning)]) == 1
+
+
+# ------------------------------------------------------------------------- one OpenMP runtime
+def _watch_loads(monkeypatch, foreign_runtime: bool):
+    """Record the flags of each library loaded; with ``foreign_runtime``, an OpenMP build maps a runtime torch lacks."""
+    loaded: list[tuple[str, ...]] = []
+    real_load = fused._load
+
+    def load(compiler, flags, source):
+        lib = real_load(compiler, flags, source)
+        loaded.append(flags)
+        return lib
+
+    def runtimes():
+        seen = {"/site-packages/torch/lib/libgomp.so.1"}
+        if foreign_runtime and any("-fopenmp" in flags for flags in loaded):
+            seen.add("/opt/intel/lib/libiomp5.so")
+        return frozenset(seen)
+
+    monkeypatch.setattr(fused, "_load", load)
+    monkeypatch.setattr(fused, "_openmp_runtimes", runtimes)
+    return loaded
+
+
+@needs_kernel
+def test_an_openmp_build_with_a_runtime_other_than_torchs_runs_single_threaded(fresh_build, monkeypatch):
+    loaded = _watch_loads(monkeypatch, foreign_runtime=True)
+    with pytest.warns(UserWarning, match="libiomp5.so, not the OpenMP runtime torch uses.*single-threaded") as caught:
+        assert fused.kernels_available()
+    assert len([w for w in caught if issubclass(w.category, UserWarning)]) == 1
+    assert "-fopenmp" not in loaded[-1]
+
+
+@needs_kernel
+def test_an_openmp_build_sharing_torchs_runtime_is_kept(fresh_build, monkeypatch, recwarn):
+    loaded = _watch_loads(monkeypatch, foreign_runtime=False)
+    assert fused.kernels_available()
+    assert len(loaded) == 1 and loaded[0] == fused._FLAG_SETS[0]
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_the_openmp_runtimes_are_read_from_the_process_maps(monkeypatch, tmp_path):
+    maps = tmp_path / "maps"
+    maps.write_text(
+        "7f00-7f01 r-xp 00000000 08:01 1 /venv/torch/lib/libgomp.so.1\n"
+        "7f01-7f02 r-xp 00000000 08:01 2 /usr/lib/libiomp5.so\n"
+        "7f02-7f03 r-xp 00000000 08:01 3 /usr/lib/libgompish-helper.txt\n"
+        "7f03-7f04 rw-p 00000000 00:00 0 \n"
+        "7f04-7f05 r-xp 00000000 08:01 4 /usr/lib/libm.so.6\n")
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda path, *a, **k: real_open(maps if path == "/proc/self/maps" else path, *a, **k))
+    assert fused._openmp_runtimes() == {"/venv/torch/lib/libgomp.so.1", "/usr/lib/libiomp5.so"}
