@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from supsup_core import modes
-from supsup_core.checks import check_choice, check_positive
+from supsup_core.checks import check_choice, check_finite, check_int
 from supsup_core.layers import FixedLinear, MaskedBatchNorm, MaskedLinear
 from supsup_core.resnets import ResNet18, ResNet50
 from supsup_core.supermask import MASK_KINDS, SCORE_INITS, MaskConfig
@@ -64,12 +64,19 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check_choice("model name", self.name, MODELS, "Pick a model from supsup_core.models.MODELS.")
+        if isinstance(self.input_shape, (str, bytes)) or not hasattr(self.input_shape, "__iter__"):
+            raise TypeError(f"input_shape must be a sequence of ints such as (1, 28, 28); got {self.input_shape!r}.")
+        object.__setattr__(self, "input_shape", tuple(self.input_shape))
+        if not self.input_shape:
+            raise ValueError("input_shape must hold at least one size, e.g. (1, 28, 28); got ().")
+        for size in self.input_shape:
+            check_int("input_shape entries", size, minimum=1, fix=f"Give whole sizes, e.g. (1, 28, 28); got input_shape={self.input_shape}.")
         object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
-        check_positive("output_size", self.output_size)
-        if self.num_tasks < 0:
-            raise ValueError(f"num_tasks must be >= 0; got {self.num_tasks}.")
+        check_int("output_size", self.output_size, minimum=1, fix="Give a whole number of outputs, e.g. --output-size 10.")
+        check_int("num_tasks", self.num_tasks, minimum=0, fix="Give a whole number of tasks to allocate, e.g. 1.")
         if self.width is not None:
-            check_positive("width", self.width)
+            check_int("width", self.width, minimum=1, fix="Give a whole width, e.g. --width 300, or leave it out for the model's default.")
+        check_finite("sparsity", self.sparsity, "Give the fraction of weights kept, e.g. --sparsity 0.5.")
         if self.mask_kind is not None:
             check_choice("mask_kind", self.mask_kind, MASK_KINDS)
         if self.score_init is not None:

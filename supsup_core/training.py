@@ -14,11 +14,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from supsup_core import fused, modes
-from supsup_core.checks import check_choice, check_positive
+from supsup_core.checks import check_choice, check_finite, check_int, check_positive
 from supsup_core.fused import MaskSink
 from supsup_core.streams import TaskData, TaskStream
 
-__all__ = ["TrainConfig", "TrainResult", "OPTIMIZERS", "make_optimizer", "uses_fused_rmsprop", "task_generator", "train_task", "evaluate_task", "evaluate_tasks"]
+__all__ = ["TrainConfig", "TrainResult", "OPTIMIZERS", "make_optimizer", "optimizer_implementation", "uses_fused_rmsprop", "task_generator", "train_task", "evaluate_task", "evaluate_tasks"]
 
 
 @dataclass(frozen=True)
@@ -58,20 +58,27 @@ class TrainConfig:
                 "Drop one of --iterations/--epochs."
             )
         if self.iterations is not None:
-            check_positive("iterations", self.iterations)
+            check_int("iterations", self.iterations, minimum=1, fix="Give a whole number of batches, e.g. --iterations 1000.")
         if self.epochs is not None:
-            check_positive("epochs", self.epochs)
-        check_positive("batch_size", self.batch_size)
-        check_positive("eval_batch_size", self.eval_batch_size)
-        check_positive("lr", self.lr)
+            check_positive("epochs", self.epochs, "Give a finite number of passes, e.g. --epochs 1.")
+        check_int("batch_size", self.batch_size, minimum=1, fix="Give a whole number of samples, e.g. --batch-size 128.")
+        check_int("eval_batch_size", self.eval_batch_size, minimum=1, fix="Give a whole number of samples, e.g. 1000.")
+        check_positive("lr", self.lr, "Give a finite learning rate, e.g. --lr 1e-4.")
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         if self.optimizer == "adam" and self.momentum is not None:
             raise ValueError(f"adam takes no momentum; got momentum={self.momentum}. Leave --momentum out or use sgd/rmsprop.")
+        if self.momentum is not None:
+            check_finite("momentum", self.momentum, "Give a momentum in [0, 1), e.g. --momentum 0.9.")
+            if not 0 <= self.momentum < 1:
+                raise ValueError(f"momentum must lie in [0, 1); got {self.momentum!r}. Give e.g. --momentum 0.9, or leave it out.")
+        check_finite("weight_decay", self.weight_decay, "Give a finite weight decay, e.g. --weight-decay 1e-4, or 0.")
         if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay}.")
+            raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay}. Give e.g. --weight-decay 1e-4, or 0.")
 
     def num_batches(self, num_train: int) -> int:
         """Batches per task for a task with ``num_train`` training samples."""
+        if num_train < 1:
+            raise ValueError(f"a task needs training samples; got num_train={num_train}. Check that the data holds every task's classes.")
         if self.iterations is not None:
             return int(self.iterations)
         return max(1, math.ceil(self.epochs * num_train / min(self.batch_size, num_train)))
@@ -87,6 +94,7 @@ class TrainConfig:
 Masks = Mapping[torch.Tensor, MaskSink]
 
 
+# fused=True on CPU tensors needs torch >= 2.4 (the pyproject's lower bound); older releases have CUDA kernels only.
 def _sgd(params: list[nn.Parameter], c: TrainConfig, masks: Masks | None = None) -> torch.optim.Optimizer:
     momentum = 0.9 if c.momentum is None else c.momentum
     return torch.optim.SGD(params, lr=c.lr, momentum=momentum, weight_decay=c.weight_decay, fused=True)
@@ -129,6 +137,18 @@ def make_optimizer(model: nn.Module, task_id: int, config: TrainConfig) -> torch
     return OPTIMIZERS[config.optimizer](params, config, masks)
 
 
+def optimizer_implementation(optimizer: torch.optim.Optimizer) -> str:
+    """Which implementation ``optimizer`` is: "fused-cpu-rmsprop", "torch-rmsprop", "torch-sgd" or "torch-adam".
+
+    Runs record it, since the fused CPU kernel and torch's RMSprop agree only up to float rounding.
+    """
+    if isinstance(optimizer, fused.FusedRMSprop) and fused.kernels_available():
+        return "fused-cpu-rmsprop"
+    if isinstance(optimizer, fused.FusedRMSprop):
+        return "torch-rmsprop"  # without a kernel every tensor takes torch's single-tensor RMSprop
+    return f"torch-{type(optimizer).__name__.lower()}"
+
+
 def clear_fresh_masked_weights(model: nn.Module) -> None:
     """Drop the masked weights a fused optimizer left in ``model``'s layers (call when training stops)."""
     for layer in modes.masked_layers(model).values():
@@ -136,12 +156,14 @@ def clear_fresh_masked_weights(model: nn.Module) -> None:
 
 
 class TrainResult(NamedTuple):
-    """What training one task did: ``iterations`` batches, the mean loss of the last 10% of them, seconds taken."""
+    """What training one task did: ``iterations`` batches, the mean loss of the last 10% of them, seconds taken,
+    and which optimizer implementation ran (see :func:`optimizer_implementation`)."""
 
     task_id: int
     iterations: int
     final_loss: float
     seconds: float
+    optimizer: str
 
 
 def task_generator(seed: int, task_id: int) -> torch.Generator:
@@ -180,7 +202,11 @@ def train_task(
     optimizer = make_optimizer(model, task_id, config)
     modes.set_task(model, task_id)
     model.train()
-    num_batches = config.num_batches(stream.num_train(task_id))
+    num_train = stream.num_train(task_id)
+    if num_train == 0:
+        raise ValueError(f"task {task_id} of {stream.name} has no training samples, so there is nothing to train on; "
+                         "check that the data's train split holds every task's classes.")
+    num_batches = config.num_batches(num_train)
     tail = max(1, num_batches // 10)
     tail_loss = torch.zeros((), device=stream.device)  # summed on the device: no sync per step
     start = time.perf_counter()
@@ -198,7 +224,8 @@ def train_task(
                 bar.set_postfix(loss=f"{loss.item():.3f}")
     finally:
         clear_fresh_masked_weights(model)
-    return TrainResult(int(task_id), num_batches, float(tail_loss) / tail, time.perf_counter() - start)
+    return TrainResult(int(task_id), num_batches, float(tail_loss) / tail, time.perf_counter() - start,
+                       optimizer_implementation(optimizer))
 
 
 @torch.no_grad()
@@ -223,7 +250,11 @@ def accuracy(model: nn.Module, data: TaskData, *, num_classes: int, batch_size: 
 def evaluate_task(model: nn.Module, task_id: int, stream: TaskStream, *, batch_size: int = 1000) -> float:
     """Test accuracy of ``model`` with task ``task_id``'s mask on that task's test set (GG scenario)."""
     modes.set_task(model, task_id)
-    return accuracy(model, stream.test_set(task_id), num_classes=stream.num_classes, batch_size=batch_size)
+    data = stream.test_set(task_id)
+    if not len(data.y):  # an accuracy of 0.0 would read as a result
+        raise ValueError(f"task {task_id} of {stream.name} has no test samples to evaluate; check that the data's test "
+                         "split holds every task's classes.")
+    return accuracy(model, data, num_classes=stream.num_classes, batch_size=batch_size)
 
 
 def evaluate_tasks(model: nn.Module, stream: TaskStream, task_ids: Iterable[int], *, batch_size: int = 1000) -> list[float]:

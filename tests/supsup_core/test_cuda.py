@@ -46,12 +46,13 @@ def test_run_on_cuda_resumes_on_cpu(tmp_path):
 def test_rmsprop_on_cuda_is_torchs_and_trains_the_masked_layer():
     from supsup_core import modes
     from supsup_core.models import build_model
-    from supsup_core.training import make_optimizer
+    from supsup_core.training import make_optimizer, optimizer_implementation
 
     model = build_model(ModelConfig(name="fc1024", input_shape=(20,), output_size=4, width=32, mask_kind="threshold"),
                         torch.Generator().manual_seed(0)).cuda()
     opt = make_optimizer(model, 0, TrainConfig(iterations=1, optimizer="rmsprop", lr=1e-2))
     assert type(opt) is torch.optim.RMSprop  # the fused kernel is CPU-only
+    assert optimizer_implementation(opt) == "torch-rmsprop"  # and the run records so
     modes.set_task(model, 0)
     before = [layer.task_scores(0).detach().clone() for layer in modes.masked_layers(model).values()]
     torch.nn.functional.cross_entropy(model(torch.randn(16, 20, device="cuda")), torch.arange(16, device="cuda") % 4).backward()

@@ -56,6 +56,16 @@ def test_model_config_round_trips_through_json():
     ({"name": "lenet", "mask_kind": "random"}, "mask_kind"),
     ({"name": "lenet", "sparsity": 2.0}, "sparsity"),
     ({"name": "lenet", "width": -1}, "width"),
+    ({"name": "lenet", "output_size": 10.5}, "output_size must be an integer; got 10.5"),
+    ({"name": "lenet", "output_size": True}, "output_size must be an integer"),
+    ({"name": "lenet", "width": 32.0}, "width must be an integer"),
+    ({"name": "lenet", "num_tasks": 1.5}, "num_tasks must be an integer"),
+    ({"name": "lenet", "num_tasks": -1}, "num_tasks must be >= 0"),
+    ({"name": "lenet", "input_shape": (1, 28.5, 28)}, "input_shape entries must be an integer; got 28.5"),
+    ({"name": "lenet", "input_shape": (1, 0, 28)}, "input_shape entries must be >= 1"),
+    ({"name": "lenet", "input_shape": ()}, "at least one size"),
+    ({"name": "lenet", "sparsity": float("nan")}, "sparsity must be a finite number; got nan"),
+    ({"name": "lenet", "sparsity": float("inf")}, "sparsity must be a finite number"),
 ])
 def test_model_config_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -60,7 +60,8 @@ def test_init_scores_kaiming_bound_and_zeros(generator):
 
 
 @pytest.mark.parametrize("kwargs, match", [({"kind": "magic"}, "mask kind"), ({"sparsity": 0.0}, "sparsity"),
-                                           ({"sparsity": 1.5}, "sparsity"), ({"score_init": "normal"}, "score_init")])
+                                           ({"sparsity": 1.5}, "sparsity"), ({"score_init": "normal"}, "score_init"),
+                                           ({"sparsity": float("nan")}, "sparsity must be a finite number; got nan")])
 def test_mask_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MaskConfig(**kwargs)

@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from supsup_core import modes
+from supsup_core import fused, modes
 from supsup_core.datasets import load_digits
 from supsup_core.models import ModelConfig, build_model
 from supsup_core.streams import PermutedStream, SplitStream
-from supsup_core.training import OPTIMIZERS, TrainConfig, evaluate_task, task_generator, train_task
+from supsup_core.training import OPTIMIZERS, TrainConfig, evaluate_task, make_optimizer, optimizer_implementation, task_generator, train_task
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,38 @@ def test_train_task_changes_only_its_own_scores_and_learns(digits, optimizer, lr
     assert changed and all(k.endswith("scores.1") for k in changed), changed
     assert result.iterations == 60 and result.final_loss < 2.0
     assert evaluate_task(model, 1, stream) > 0.6
+    fused_ran = optimizer == "rmsprop" and fused.kernels_available()
+    assert result.optimizer == ("fused-cpu-rmsprop" if fused_ran else f"torch-{optimizer}")
+
+
+def test_runs_with_and_without_the_fused_kernel_give_the_same_masks(digits, monkeypatch):
+    """The fused CPU kernel and torch's RMSprop round differently, so a mask bit may flip, but only where
+    its score sits within rounding of the threshold: compared with a margin, never bit for bit."""
+    stream = PermutedStream(data=digits, num_tasks=1, seed=0)
+    config = TrainConfig(iterations=60, batch_size=64, lr=1e-2)
+
+    def run(switch: str):
+        monkeypatch.setenv("SUPSUP_FUSED", switch)
+        fused._kernel.cache_clear()
+        model = _model(num_tasks=1, width=64)
+        result = train_task(model, 0, stream, config, generator=task_generator(0, 0))
+        return result, [layer.task_scores(0).detach().clone() for layer in modes.masked_layers(model).values()]
+
+    try:
+        with_kernel, fused_scores = run("1")
+        without, torch_scores = run("0")
+    finally:
+        fused._kernel.cache_clear()
+    if with_kernel.optimizer != "fused-cpu-rmsprop":
+        pytest.skip("the fused kernel does not build here")
+    assert without.optimizer == "torch-rmsprop"
+    margin = 1e-3  # measured differences are ~4e-7 after 100 steps; scores are ~0.1-0.4 in magnitude
+    for got, want in zip(fused_scores, torch_scores):
+        flipped = (got >= 0) != (want >= 0)
+        assert torch.maximum(got.abs(), want.abs())[flipped].le(margin).all()  # flips only at the threshold
+        assert flipped.sum() <= max(1, got.numel() // 1000)
+        torch.testing.assert_close(got, want, rtol=0, atol=margin)
+    assert abs(with_kernel.final_loss - without.final_loss) < 1e-3
 
 
 def test_bnnet_neuron_masks_learn_split_digits(digits):
@@ -57,6 +89,19 @@ def test_task_generator_is_deterministic_and_distinct_per_task():
     ({"iterations": 5, "optimizer": "adam", "momentum": 0.9}, "adam takes no momentum"),
     ({"iterations": 5, "lr": 0}, "lr"),
     ({"iterations": 5, "weight_decay": -1}, "weight_decay"),
+    ({"iterations": 1.5}, "iterations must be an integer; got 1.5"),
+    ({"iterations": True}, "iterations must be an integer"),
+    ({"iterations": 5, "batch_size": 64.0}, "batch_size must be an integer"),
+    ({"iterations": 5, "eval_batch_size": 0}, "eval_batch_size must be >= 1"),
+    ({"epochs": float("inf")}, "epochs must be a finite number"),
+    ({"epochs": float("nan")}, "epochs must be a finite number"),
+    ({"iterations": 5, "lr": float("nan")}, "lr must be a finite number"),
+    ({"iterations": 5, "lr": float("inf")}, "lr must be a finite number"),
+    ({"iterations": 5, "momentum": float("nan")}, "momentum must be a finite number"),
+    ({"iterations": 5, "momentum": -0.1}, r"momentum must lie in \[0, 1\)"),
+    ({"iterations": 5, "momentum": 1.0}, r"momentum must lie in \[0, 1\)"),
+    ({"iterations": 5, "weight_decay": float("inf")}, "weight_decay must be a finite number"),
+    ({"iterations": 5, "weight_decay": float("nan")}, "weight_decay must be a finite number"),
 ])
 def test_train_config_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -72,5 +117,40 @@ def test_frozen_task_cannot_be_trained(digits):
         train_task(model, 0, stream, TrainConfig(iterations=1), generator=torch.Generator())
 
 
-def test_registry_names():
-    assert set(OPTIMIZERS) == {"sgd", "adam", "rmsprop"}
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_registered_optimizer_trains_exactly_the_tasks_scores(name):
+    model = _model(num_tasks=3)
+    opt = make_optimizer(model, 1, TrainConfig(iterations=1, optimizer=name))
+    trained = [p for group in opt.param_groups for p in group["params"]]
+    expected = [layer.task_scores(1) for layer in modes.masked_layers(model).values()]
+    assert len(trained) == len(expected) and all(a is b for a, b in zip(trained, expected))
+    assert optimizer_implementation(opt).startswith(("torch-", "fused-cpu-"))
+
+
+def test_the_declared_torch_admits_only_versions_with_cpu_fused_sgd_and_adam():
+    tomllib = pytest.importorskip("tomllib")
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    (spec,) = [Requirement(r).specifier for r in pyproject["project"]["dependencies"] if Requirement(r).name == "torch"]
+    # torch 2.4 added the CPU kernels of fused SGD and Adam; before it, fused=True on CPU tensors raises
+    assert not spec.contains(Version("2.3.1")) and spec.contains(Version("2.4.0"))
+    assert spec.contains(Version("2.13.0"))  # the README's pin
+    params = [torch.nn.Parameter(torch.ones(3))]
+    for name in ("sgd", "adam"):  # and the installed one runs them
+        params[0].grad = torch.ones(3)
+        OPTIMIZERS[name](params, TrainConfig(iterations=1, optimizer=name, lr=0.1)).step()
+    assert params[0].lt(1).all()
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_a_task_without_samples_is_an_error_not_a_score_of_zero(digits, split):
+    x, y = getattr(digits, f"{split}_x"), getattr(digits, f"{split}_y")
+    stream = PermutedStream(data=digits._replace(**{f"{split}_x": x[:0], f"{split}_y": y[:0]}), num_tasks=1, seed=0)
+    model = _model(num_tasks=1)
+    with pytest.raises(ValueError, match=f"no {split}(ing)? samples"):
+        train_task(model, 0, stream, TrainConfig(epochs=1), generator=task_generator(0, 0))
+        evaluate_task(model, 0, stream)
