@@ -81,8 +81,23 @@ def find_mnist_files(data_dir: str | os.PathLike) -> dict[str, tuple[Path, Path]
     return found
 
 
+def _half_splits(data_dir: Path) -> list[str]:
+    """``"<present file> without <missing stem>[.gz]"`` for each split of which only one of the two files is there."""
+    halves = []
+    for folder in (data_dir, data_dir / "MNIST" / "raw", data_dir / "raw"):
+        for stems in MNIST_FILES.values():
+            present = [next((folder / (stem + ext) for ext in ("", ".gz") if (folder / (stem + ext)).is_file()), None) for stem in stems]
+            if sum(p is not None for p in present) == 1:
+                have = next(p for p in present if p is not None)
+                missing = next(stem for stem, p in zip(stems, present) if p is None)
+                halves.append(f"{have} without {missing}[.gz]")
+    return halves
+
+
 def _read_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
     images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.ndim >= 1 and len(images) == 0:
+        raise ValueError(f"{images_path} holds no images (its header says 0); it is not a usable MNIST file. Download it again.")
     if images.ndim != 3 or labels.ndim != 1:
         raise ValueError(
             f"expected images of shape (N, H, W) and labels of shape (N,); got {images.shape} in {images_path} "
@@ -112,6 +127,14 @@ def load_mnist(data_dir: str | os.PathLike, *, test_fraction: float = 0.2) -> Im
         Share of a lone split used for testing.
     """
     found = find_mnist_files(data_dir)
+    halves = _half_splits(Path(data_dir))
+    if not found and halves:
+        raise ValueError(
+            f"no complete pair of MNIST IDX files in {data_dir}: found {'; '.join(halves)}. Each split needs its "
+            "images and its labels; add the missing file(s) (or pass a folder that has both)."
+        )
+    if halves:
+        logger.warning("ignoring an incomplete split in %s: %s", data_dir, "; ".join(halves))
     if not found:
         wanted = ", ".join(f"{s}[.gz]" for stems in MNIST_FILES.values() for s in stems)
         raise ValueError(
@@ -126,6 +149,11 @@ def load_mnist(data_dir: str | os.PathLike, *, test_fraction: float = 0.2) -> Im
         (split, paths), = found.items()
         x, y = _read_split(*paths)
         train_x, train_y, test_x, test_y = split_train_test(x, y, test_fraction)
+        if not len(train_x) or not len(test_x):
+            raise ValueError(
+                f"{paths[0]} holds {len(x)} image(s), too few to divide into train and test with test_fraction="
+                f"{test_fraction} ({len(train_x)} train / {len(test_x)} test). Add the other split's files or use more images."
+            )
         note = (f"{data_dir} holds only the {split} split ({len(x)} images); divided deterministically into "
                 f"{len(train_x)} train / {len(test_x)} test (fixed permutation RandomState({SPLIT_SEED}))")
     logger.info(note)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, NamedTuple
 
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from supsup_core.checks import check_choice, check_positive
+from supsup_core.checks import check_choice, check_finite, check_fraction, check_int
 from supsup_core.datasets import ImageData, load_data
 
 __all__ = ["StreamConfig", "TaskData", "TaskStream", "PermutedStream", "RotatedStream", "SplitStream", "STREAMS", "build_stream"]
@@ -40,7 +41,7 @@ class TaskStream:
     cache_bytes = 256 * 2**20  # built task sets kept per stream (about 40 MNIST-size test sets of 2000 images)
 
     def __init__(self, *, data: ImageData, num_tasks: int, device: torch.device | str = "cpu") -> None:
-        check_positive("num_tasks", num_tasks)
+        check_int("num_tasks", num_tasks, minimum=1, fix="Give a whole number of tasks, e.g. num_tasks=5.")
         self.num_tasks = int(num_tasks)
         self.device = torch.device(device)
         self.num_classes = data.num_classes
@@ -101,6 +102,9 @@ class TaskStream:
         """
         data = self.task_data(task_id, "train")
         n = len(data.y)
+        if n == 0:
+            raise ValueError(f"task {task_id} of {self.name} has no training samples, so there is nothing to train on; "
+                             "check the data (every task needs samples) or use fewer tasks.")
         batch_size = min(int(batch_size), n)
         order, pos = torch.empty(0, dtype=torch.long), 0
         for _ in range(num_batches):
@@ -176,6 +180,16 @@ class SplitStream(TaskStream):
                 f"got num_tasks={num_tasks}. Use --num-tasks {data.num_classes // 2} or fewer."
             )
         super().__init__(data=data, num_tasks=num_tasks, device=device)
+        for split, labels in (("train", data.train_y), ("test", data.test_y)):
+            present = set(np.unique(labels).tolist())
+            for task_id in range(self.num_tasks):
+                classes = self.task_classes(task_id)
+                if not present.intersection(classes):
+                    raise ValueError(
+                        f"split-mnist task {task_id} (classes {classes[0]} and {classes[1]}) has no {split} samples: "
+                        f"{data.source} holds no images of either class in its {split} split (classes present: "
+                        f"{sorted(present)}). Use data with every digit, or --num-tasks {task_id} or fewer."
+                    )
 
     def task_classes(self, task_id: int) -> tuple[int, int]:
         """The two labels of ``task_id``."""
@@ -218,7 +232,17 @@ class StreamConfig:
 
     def __post_init__(self) -> None:
         check_choice("dataset", self.dataset, STREAMS, "Pick a task stream from supsup_core.streams.STREAMS.")
-        check_positive("num_tasks", self.num_tasks)
+        check_int("num_tasks", self.num_tasks, minimum=1, fix="Give a whole number of tasks, e.g. --num-tasks 5.")
+        check_int("seed", self.seed, minimum=0, fix="Give a whole, non-negative seed, e.g. --seed 0.")
+        if self.seed >= 2**32:
+            raise ValueError(f"seed must be < 2**32 (it seeds numpy's RandomState); got {self.seed}. Give a smaller --seed.")
+        check_finite("angle_step", self.angle_step, "Give the degrees between tasks, e.g. --angle-step 10.")
+        check_fraction("test_fraction", self.test_fraction, "Give the held-out share, e.g. 0.2.")
+        if self.data_dir is not None:  # stored as a str so the config stays JSON
+            if not isinstance(self.data_dir, (str, os.PathLike)):
+                raise TypeError(f"data_dir must be a folder path (str or os.PathLike) or None; got {self.data_dir!r}. "
+                                "Pass the folder holding the MNIST IDX files, or None for the built-in digits.")
+            object.__setattr__(self, "data_dir", os.fspath(self.data_dir))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -69,3 +69,37 @@ def test_digits_are_the_default():
 def test_real_mnist_test_split(mnist_dir):
     data = load_mnist(mnist_dir)
     assert len(data.train_y) == 8000 and len(data.test_y) == 2000 and data.train_x.shape[1:] == (1, 28, 28)
+
+
+def test_a_folder_with_only_label_files_names_the_missing_images(tmp_path):
+    _, labels = synthetic_images(20)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", labels)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels)
+    with pytest.raises(ValueError, match=r"no complete pair.*t10k-labels-idx1-ubyte.gz without t10k-images-idx3-ubyte\[.gz\]") as err:
+        load_mnist(tmp_path)
+    assert "train-images-idx3-ubyte" in str(err.value) and "no MNIST IDX files found" not in str(err.value)
+
+
+def test_a_complete_split_beside_a_half_one_is_used_and_the_half_one_reported(tmp_path, caplog):
+    write_synthetic_mnist(tmp_path, splits=("test",), n=50)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", synthetic_images(20)[1])
+    with caplog.at_level("WARNING", logger="supsup_core.datasets"):
+        data = load_mnist(tmp_path)
+    assert len(data.train_y) + len(data.test_y) == 50
+    assert "train-labels-idx1-ubyte.gz without train-images-idx3-ubyte" in caplog.text
+
+
+def test_idx_files_with_zero_images_are_refused_by_name(tmp_path):
+    images, labels = synthetic_images(20)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images[:0])
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", labels[:0])
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte.gz holds no images"):
+        load_mnist(tmp_path)
+
+
+def test_a_lone_split_too_small_to_divide_is_refused(tmp_path):
+    images, labels = synthetic_images(1)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", labels)
+    with pytest.raises(ValueError, match=r"holds 1 image\(s\), too few to divide"):
+        load_mnist(tmp_path)

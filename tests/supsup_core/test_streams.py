@@ -65,6 +65,34 @@ def test_stream_errors(digits):
         StreamConfig(dataset="split-mnist", num_tasks=0)
 
 
+@pytest.mark.parametrize("kwargs, match", [
+    ({"num_tasks": 2.5}, "num_tasks must be an integer; got 2.5"),
+    ({"num_tasks": True}, "num_tasks must be an integer"),
+    ({"num_tasks": 2, "seed": 1.5}, "seed must be an integer"),
+    ({"num_tasks": 2, "seed": -1}, "seed must be >= 0"),
+    ({"num_tasks": 2, "seed": 2**32}, "seed must be < 2\\*\\*32"),
+    ({"num_tasks": 2, "angle_step": float("nan")}, "angle_step must be a finite number"),
+    ({"num_tasks": 2, "angle_step": float("inf")}, "angle_step must be a finite number"),
+    ({"num_tasks": 2, "test_fraction": float("nan")}, "test_fraction must be a finite number"),
+    ({"num_tasks": 2, "test_fraction": 1.0}, "test_fraction must lie strictly between 0 and 1"),
+])
+def test_stream_config_rejects_fractional_counts_and_non_finite_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        StreamConfig(dataset="permuted-mnist", **kwargs)
+
+
+def test_a_stream_needs_a_whole_number_of_tasks(digits):
+    with pytest.raises(ValueError, match="num_tasks must be an integer; got 2.0"):
+        RotatedStream(data=digits, num_tasks=2.0)
+
+
+def test_a_path_data_dir_is_kept_as_a_string_so_the_config_stays_json(tmp_path):
+    config = StreamConfig(dataset="permuted-mnist", num_tasks=2, data_dir=tmp_path)
+    assert config.data_dir == str(tmp_path) and StreamConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(TypeError, match="data_dir must be a folder path"):
+        StreamConfig(dataset="permuted-mnist", num_tasks=2, data_dir=3)
+
+
 def test_stream_config_round_trip():
     config = StreamConfig(dataset="permuted-mnist", num_tasks=4, data_dir="/x", seed=3)
     assert StreamConfig.from_dict(config.to_dict()) == config
@@ -98,3 +126,23 @@ def test_over_budget_the_least_recently_used_set_goes_first_but_two_always_stay(
     assert built == [0, 1, 2]
     stream.test_set(1)
     assert built == [0, 1, 2, 1]
+
+
+def _without_classes(data: ImageData, absent: set[int]) -> ImageData:
+    keep_train, keep_test = ~np.isin(data.train_y, list(absent)), ~np.isin(data.test_y, list(absent))
+    return data._replace(train_x=data.train_x[keep_train], train_y=data.train_y[keep_train],
+                         test_x=data.test_x[keep_test], test_y=data.test_y[keep_test])
+
+
+def test_a_split_task_whose_classes_are_absent_is_refused_up_front(digits):
+    with pytest.raises(ValueError, match=r"task 3 \(classes 6 and 7\) has no train samples.*--num-tasks 3 or fewer"):
+        SplitStream(data=_without_classes(digits, {6, 7}), num_tasks=5)
+    assert SplitStream(data=_without_classes(digits, {6, 7}), num_tasks=3).num_train(2) > 0  # the tasks before it are fine
+    assert SplitStream(data=_without_classes(digits, {7}), num_tasks=5).num_train(3) > 0  # one class of the pair is enough
+
+
+def test_a_task_without_training_samples_yields_no_batches_but_an_error(digits):
+    empty = digits._replace(train_x=digits.train_x[:0], train_y=digits.train_y[:0])
+    stream = PermutedStream(data=empty, num_tasks=1, seed=0)
+    with pytest.raises(ValueError, match="task 0 of permuted-mnist has no training samples"):
+        next(stream.train_batches(0, batch_size=8, num_batches=2, generator=torch.Generator()))
