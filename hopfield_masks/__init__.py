@@ -11,7 +11,7 @@ from hopfield_masks.capacity import (
     theory_loads,
 )
 from hopfield_masks.dense import DenseMemory
-from hopfield_masks.factory import default_backend, load_memory, make_memory
+from hopfield_masks.factory import DEFAULT_MAX_BYTES, default_backend, estimate_nbytes, load_memory, make_memory
 from hopfield_masks.files import FORMAT_VERSION, load_store, save_store
 from hopfield_masks.functional import RecallResult
 from hopfield_masks.implicit import ImplicitMemory
@@ -34,6 +34,7 @@ __all__ = [
     "CapacityConfig",
     "CapacityPoint",
     "CapacityResult",
+    "DEFAULT_MAX_BYTES",
     "Covariance",
     "DenseMemory",
     "FORMAT_VERSION",
@@ -51,6 +52,7 @@ __all__ = [
     "StorkeyReference",
     "default_backend",
     "default_kwta",
+    "estimate_nbytes",
     "flip_bits",
     "generate_patterns",
     "load_memory",

@@ -1,6 +1,7 @@
 """Capacity sweeps: store random patterns at growing loads and measure fixed points and recall from noise."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -16,8 +17,9 @@ from hopfield_masks.checks import (
     check_fraction,
     check_loads,
     check_positive_int,
+    check_rule_options,
 )
-from hopfield_masks.factory import default_backend, make_memory
+from hopfield_masks.factory import DEFAULT_MAX_BYTES, default_backend, make_memory
 from hopfield_masks.rules import RULES
 
 
@@ -116,13 +118,16 @@ class CapacityConfig:
         Independent repetitions (fresh patterns and noise).
     seed : int
     backend : str or None
-        None: the rule's default (dense where it has one).
+        None or "auto": as :func:`~hopfield_masks.default_backend` picks (dense while the d×d matrix is small,
+        else implicit where the rule has it).
     mode : {"sync", "async"}
     kwta : int or None
         k-winners-take-all recall (sync only).
     max_steps : int
     rule_options : dict
         Options passed to the rule (e.g. ``{"beta": 1.0}``).
+    max_bytes : int or None
+        Refuse a memory that would need more bytes (default 2 GiB; None: no bound).
     """
 
     rule: str
@@ -138,6 +143,7 @@ class CapacityConfig:
     kwta: int | None = None
     max_steps: int = 100
     rule_options: Mapping[str, Any] = field(default_factory=dict)
+    max_bytes: int | None = DEFAULT_MAX_BYTES
 
     def __post_init__(self) -> None:
         check_choice(self.rule, "rule", RULES)
@@ -156,9 +162,15 @@ class CapacityConfig:
                     f"kwta needs mode='sync' and k <= dim ({self.dim}); got k = {self.kwta}, mode {self.mode!r}. "
                     "Use mode='sync', or kwta=None for asynchronous recall."
                 )
-        if self.backend is None:
-            object.__setattr__(self, "backend", default_backend(self.rule))
-        check_backend(self.rule, self.backend, RULES[self.rule].backends)
+        rule_class = RULES[self.rule]
+        check_rule_options(self.rule, self.rule_options, [f.name for f in dataclasses.fields(rule_class)])
+        rule_class(**self.rule_options)  # the rule checks its options' values (e.g. a finite beta)
+        if self.max_bytes is not None:
+            check_positive_int(self.max_bytes, "max_bytes")
+        if self.backend in (None, "auto"):
+            most = max(max(1, round(load * self.dim)) for load in self.loads)
+            object.__setattr__(self, "backend", default_backend(self.rule, self.dim, count=most, max_bytes=self.max_bytes))
+        check_backend(self.rule, self.backend, rule_class.backends)
 
 
 class CapacityPoint(NamedTuple):
@@ -212,7 +224,8 @@ def measure_capacity(config: CapacityConfig, *, device: torch.device | str | Non
             patterns = generate_patterns(order[-1], config.dim, density=config.density,
                                          correlation=config.correlation, generator=generator).to(device)
             correlations.append(mean_correlation(patterns))
-            memory = make_memory(config.rule, config.dim, config.backend, device=device, **config.rule_options)
+            memory = make_memory(config.rule, config.dim, config.backend, device=device, max_bytes=config.max_bytes,
+                                 **config.rule_options)
             for count in order:
                 memory.store(patterns[memory.count : count])
                 totals[count] += _measure(memory, patterns[:count], config, generator)

@@ -148,6 +148,62 @@ def check_backend(rule: str, backend: str, backends: Sequence[str]) -> str:
     return backend
 
 
+def check_run_digest(digest: Any, name: str = "run_digest") -> str | None:
+    """Check a run identity: None, or a SHA-256 hex digest (64 lowercase hex characters)."""
+    if digest is None:
+        return None
+    if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"{name} must be None or a SHA-256 hex digest (64 characters 0-9a-f); got {digest!r}. "
+                         "Use RunDirectory.weights_digest().")
+    return digest
+
+
+def parse_nbytes(text: str, name: str = "size") -> int:
+    """Bytes from ``"2147483648"``, ``"512M"``, ``"4G"``, ``"1.5GiB"`` or ``"800MB"`` (units are powers of 1024)."""
+    cleaned = str(text).strip().upper().removesuffix("B").removesuffix("I")
+    scale = 1
+    if cleaned and cleaned[-1] in _UNITS:
+        scale, cleaned = _UNITS[cleaned[-1]], cleaned[:-1]
+    try:
+        value = float(cleaned)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0 or value * scale < 1:
+        raise ValueError(f"{name} must be a positive size in bytes, optionally with a unit K, M, G or T "
+                         f"(powers of 1024), e.g. 512M or 4G; got {text!r}.")
+    return int(value * scale)
+
+
+_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def format_nbytes(nbytes: int) -> str:
+    """``nbytes`` with a binary unit, e.g. 10,080,160,000 -> "9.4 GiB"."""
+    value = float(nbytes)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def memory_too_large(rule: str, backend: str, dim: int, count: int, need: int, limit: int,
+                     backends: Sequence[str], detail: str = "") -> str:
+    """The message of a memory refused because it would need more than ``limit`` bytes."""
+    what = f"{'an' if backend[0] in 'aeiou' else 'a'} {backend} {rule!r} memory of d = {dim:,} units" + (f" holding {count:,} patterns" if count else "")
+    if backend == "dense" and "implicit" in backends:
+        fix = ("Use the implicit backend (backend='implicit', `--backend implicit`): it keeps the packed patterns "
+               "and K×K matrices instead of the d×d matrix.")
+    elif backend == "dense":
+        fix = (f"Rule {rule!r} has only a dense d×d form; use a rule with an implicit backend (e.g. rule='pseudoinverse' "
+               "with backend='implicit'), or raise the limit if the machine has that much memory.")
+    else:
+        fix = "Store fewer patterns, or raise the limit if the machine has that much memory."
+    detail = f" ({detail})" if detail else ""
+    return (f"{what} needs {need:,} bytes ({format_nbytes(need)}){detail}, over the limit of {limit:,} bytes "
+            f"({format_nbytes(limit)}; max_bytes, `--max-memory`). {fix}")
+
+
 def require_stored(count: int) -> None:
     """Raise when a memory is used before anything was stored."""
     if count == 0:

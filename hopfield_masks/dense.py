@@ -23,8 +23,10 @@ class DenseMemory(HopfieldMemory):
     backend = "dense"
 
     def __init__(self, learning_rule: LearningRule, dim: int, *, layout: MaskLayout | None = None,
-                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
-        super().__init__(learning_rule, dim, layout=layout, device=device, dtype=dtype)
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
+                 max_bytes: int | None = None, run_digest: str | None = None) -> None:
+        super().__init__(learning_rule, dim, layout=layout, device=device, dtype=dtype, max_bytes=max_bytes,
+                         run_digest=run_digest)
         self._weights = torch.zeros(dim, dim, dtype=dtype, device=self._device)  # Ψ, symmetric
         self._extras = {name: torch.zeros(dim, dtype=dtype, device=self._device) for name in learning_rule.extra_names()}
 
@@ -32,6 +34,20 @@ class DenseMemory(HopfieldMemory):
     def nbytes(self) -> int:
         tensors = [self._weights, self._pattern_sum, *self._extras.values()]
         return sum(t.numel() * t.element_size() for t in tensors)
+
+    @classmethod
+    def estimate_nbytes(cls, learning_rule: LearningRule, dim: int, count: int, dtype: torch.dtype = torch.float32) -> int:
+        """Ψ (d², whatever ``count`` is), the rule's (d,) extras and pattern sum, and the store's d² temporaries."""
+        itemsize = torch.empty(0, dtype=dtype).element_size()
+        state = (dim * dim + len(learning_rule.extra_names()) * dim) * itemsize + dim * 4
+        return state + learning_rule.dense_scratch_nbytes(dim)
+
+    @classmethod
+    def _size_detail(cls, learning_rule: LearningRule, dim: int, dtype: torch.dtype) -> str:
+        matrix = dim * dim * torch.empty(0, dtype=dtype).element_size()
+        scratch = learning_rule.dense_scratch_nbytes(dim)
+        extra = f", and storing adds {scratch:,} bytes of work matrices" if scratch else ""
+        return f"the d×d matrix alone is {matrix:,} bytes{extra}"
 
     def weights(self) -> Tensor:
         return self._weights.clone()

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from hopfield_masks.checks import check_backend, check_choice, check_positive_int, check_rule_options
+from hopfield_masks.checks import check_backend, check_choice, check_positive_int, check_rule_options, check_run_digest
 from hopfield_masks.dense import DenseMemory
 from hopfield_masks.files import load_store
 from hopfield_masks.implicit import ImplicitMemory
@@ -18,15 +18,57 @@ from hopfield_masks.rules import RULES
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 
+DEFAULT_MAX_BYTES = 2 << 30
+"""Default bound on a new memory's bytes (2 GiB): well under a workstation's RAM, far above what a masks store needs."""
 
-def default_backend(rule: str) -> str:
-    """The backend a rule uses when none is asked for: dense where it has one, else implicit."""
+AUTO_DENSE_BYTES = 1 << 30
+"""Largest dense memory ``backend="auto"`` builds when the rule also has an implicit form (1 GiB, d ≈ 16k)."""
+
+BACKEND_CLASSES: dict[str, type[HopfieldMemory]] = {"dense": DenseMemory, "implicit": ImplicitMemory}
+
+
+def _memory_class(rule: str, backend: str) -> type[HopfieldMemory]:
+    return ModernMemory if rule == "modern" else BACKEND_CLASSES[backend]
+
+
+def estimate_nbytes(rule: str, dim: int, backend: str, *, count: int = 0, dtype: torch.dtype = torch.float32,
+                    **rule_options: Any) -> int:
+    """Bytes a memory of ``rule`` and ``backend`` would need for ``count`` patterns of ``dim`` units.
+
+    Nothing of that size is allocated; see ``HopfieldMemory.estimate_nbytes``.
+    """
     check_choice(rule, "rule", RULES)
-    return RULES[rule].backends[0]
+    check_positive_int(dim, "dim")
+    check_positive_int(count, "count", minimum=0)
+    rule_class = RULES[rule]
+    check_backend(rule, backend, rule_class.backends)
+    return _memory_class(rule, backend).estimate_nbytes(rule_class(**rule_options), dim, count, dtype)
 
 
-def make_memory(rule: str, dim: int, backend: str = "dense", *, layout: MaskLayout | None = None,
+def default_backend(rule: str, dim: int, *, count: int = 0, dtype: torch.dtype = torch.float32,
+                    max_bytes: int | None = DEFAULT_MAX_BYTES) -> str:
+    """The backend ``backend="auto"`` picks.
+
+    Dense (a d×d matrix, fastest at small d) where the rule has it and it needs at most
+    ``min(max_bytes, AUTO_DENSE_BYTES)``; else implicit (packed patterns and K×K matrices, O(K·d/8 + K²))
+    where the rule has it; else dense, which ``make_memory`` then refuses if it exceeds ``max_bytes``.
+    ``count`` (patterns to be stored) matters only for implicit sizes.
+    """
+    check_choice(rule, "rule", RULES)
+    check_positive_int(dim, "dim")
+    backends = RULES[rule].backends
+    if "implicit" not in backends:
+        return "dense"
+    if "dense" not in backends:
+        return "implicit"
+    limit = AUTO_DENSE_BYTES if max_bytes is None else min(max_bytes, AUTO_DENSE_BYTES)
+    dense = DenseMemory.estimate_nbytes(RULES[rule](), dim, count, dtype)  # options do not change dense sizes
+    return "dense" if dense <= limit else "implicit"
+
+
+def make_memory(rule: str, dim: int, backend: str = "auto", *, layout: MaskLayout | None = None,
                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
+                max_bytes: int | None = DEFAULT_MAX_BYTES, run_digest: str | None = None,
                 **rule_options: Any) -> HopfieldMemory:
     """Make an empty memory.
 
@@ -36,12 +78,17 @@ def make_memory(rule: str, dim: int, backend: str = "dense", *, layout: MaskLayo
         A key of ``RULES``: "hebbian", "storkey", "storkey_reference", "pseudoinverse", "covariance", "modern".
     dim : int
         d, the number of units (``layout.dim`` when a layout is given).
-    backend : {"dense", "implicit"}
+    backend : {"auto", "dense", "implicit"}
         "dense": a d×d matrix (not for "modern"); "implicit": packed patterns and K×K matrices (not for
-        "storkey").
+        "storkey"); "auto": see :func:`default_backend` (dense while that is at most 1 GiB, else implicit).
     layout : MaskLayout, optional
     device : torch.device or str, optional
     dtype : torch.dtype
+    max_bytes : int or None
+        Refuse (``ValueError`` with the size, the limit and the fix) a memory whose
+        ``estimate_nbytes`` exceeds this, now or when patterns are stored later. Default 2 GiB; None: no bound.
+    run_digest : str, optional
+        SHA-256 of the weights of the run the patterns come from (recorded in the store file).
     **rule_options
         The rule's options: covariance ``mean_activity``, ``threshold``; pseudoinverse ``zero_diagonal``;
         modern ``beta``.
@@ -53,18 +100,23 @@ def make_memory(rule: str, dim: int, backend: str = "dense", *, layout: MaskLayo
     check_choice(rule, "rule", RULES)
     check_positive_int(dim, "dim")
     rule_class = RULES[rule]
+    check_choice(backend, "backend", ("auto", "dense", "implicit"))
+    if backend == "auto":
+        backend = default_backend(rule, dim, dtype=dtype, max_bytes=max_bytes)
     check_backend(rule, backend, rule_class.backends)
     check_rule_options(rule, rule_options, [f.name for f in dataclasses.fields(rule_class)])
     learning_rule = rule_class(**rule_options)
-    if rule == "modern":
-        memory_class: type[HopfieldMemory] = ModernMemory
-    else:
-        memory_class = DenseMemory if backend == "dense" else ImplicitMemory
-    return memory_class(learning_rule, dim, layout=layout, device=device, dtype=dtype)
+    memory_class = _memory_class(rule, backend)
+    return memory_class(learning_rule, dim, layout=layout, device=device, dtype=dtype, max_bytes=max_bytes,
+                        run_digest=run_digest)
 
 
-def load_memory(path: str | os.PathLike, *, device: torch.device | str | None = None) -> HopfieldMemory:
-    """Read a memory from a store file written by ``HopfieldMemory.save`` (verified, see ``load_store``)."""
+def load_memory(path: str | os.PathLike, *, device: torch.device | str | None = None,
+                max_bytes: int | None = None) -> HopfieldMemory:
+    """Read a memory from a store file written by ``HopfieldMemory.save`` (verified, see ``load_store``).
+
+    ``max_bytes`` bounds it as in :func:`make_memory` (default: none, the file is already in memory).
+    """
     tensors, header = load_store(path)
     try:
         rule, backend, dim, count = header["rule"], header["backend"], header["dim"], header["count"]
@@ -76,9 +128,14 @@ def load_memory(path: str | os.PathLike, *, device: torch.device | str | None = 
             f"store file {path} has an unreadable header (rule {rule!r}, dtype {dtype_name!r}, count {count!r}); "
             "it is corrupted or from an incompatible version."
         )
+    run_digest = header.get("run_weights_sha256")  # optional: absent in stores made without a run
+    try:
+        check_run_digest(run_digest, "the header's run_weights_sha256")
+    except ValueError as err:
+        raise ValueError(f"store file {path}: {err} The file is corrupted; re-encode the masks.") from err
     memory = make_memory(
         rule, dim, backend, layout=None if layout is None else MaskLayout.from_dict(layout),
-        device=device, dtype=DTYPES[dtype_name], **options,
+        device=device, dtype=DTYPES[dtype_name], max_bytes=max_bytes, run_digest=run_digest, **options,
     )
     memory._load_state(tensors, count, path)
     return memory

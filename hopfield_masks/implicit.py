@@ -5,6 +5,7 @@ the K·d/8 bytes of packed patterns; memory stays O(K·d/8 + K² + d) however la
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 import torch
@@ -12,7 +13,7 @@ from torch import Tensor
 
 from hopfield_masks.checks import check_patterns, check_store_tensor
 from hopfield_masks.memory import HopfieldMemory
-from hopfield_masks.packed import PackedPatterns
+from hopfield_masks.packed import PackedPatterns, packed_scratch_nbytes
 from hopfield_masks.patterns import MaskLayout
 from hopfield_masks.rules import LearningRule
 
@@ -23,8 +24,10 @@ class PackedMemory(HopfieldMemory):
     backend = "implicit"
 
     def __init__(self, learning_rule: LearningRule, dim: int, *, layout: MaskLayout | None = None,
-                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
-        super().__init__(learning_rule, dim, layout=layout, device=device, dtype=dtype)
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
+                 max_bytes: int | None = None, run_digest: str | None = None) -> None:
+        super().__init__(learning_rule, dim, layout=layout, device=device, dtype=dtype, max_bytes=max_bytes,
+                         run_digest=run_digest)
         self._packed = PackedPatterns(dim, self._device)
 
     @property
@@ -65,8 +68,10 @@ class ImplicitMemory(PackedMemory):
     """
 
     def __init__(self, learning_rule: LearningRule, dim: int, *, layout: MaskLayout | None = None,
-                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
-        super().__init__(learning_rule, dim, layout=layout, device=device, dtype=dtype)
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
+                 max_bytes: int | None = None, run_digest: str | None = None) -> None:
+        super().__init__(learning_rule, dim, layout=layout, device=device, dtype=dtype, max_bytes=max_bytes,
+                         run_digest=run_digest)
         self._gram = torch.zeros(0, 0, dtype=torch.float64, device=self._device)  # G = X Xᵀ, exact integers
         self._coupling = torch.zeros(0, 0, dtype=torch.float64, device=self._device)  # A
         self._diagonal = torch.zeros(dim, dtype=dtype, device=self._device)  # D
@@ -76,6 +81,14 @@ class ImplicitMemory(PackedMemory):
     def nbytes(self) -> int:
         tensors = [self._packed.packed, self._gram, self._coupling, self._diagonal, self._pattern_sum]
         return sum(t.numel() * t.element_size() for t in tensors)
+
+    @classmethod
+    def estimate_nbytes(cls, learning_rule: LearningRule, dim: int, count: int, dtype: torch.dtype = torch.float32) -> int:
+        """Packed patterns (K·d/8), G and A (K² float64 each), D and the pattern sum (d each), and one
+        chunk of unpacked patterns (at most 4 M floats) that every product works through."""
+        itemsize = torch.empty(0, dtype=dtype).element_size()
+        return (count * math.ceil(dim / 8) + 2 * count * count * 8 + dim * (itemsize + 4)
+                + packed_scratch_nbytes(dim, count))
 
     def _store(self, patterns: Tensor) -> None:
         rule, count, d = self._rule, self._count, self._dim

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -18,7 +21,16 @@ __all__ = [
     "read_json",
     "save_tensors",
     "load_tensors",
+    "check_readable_file",
+    "remove_stale_temp_files",
 ]
+
+STALE_TEMP_SECONDS = 600.0
+"""Age (since last modification) after which a temp file of an atomic write is taken to be left by a killed
+writer: a live write touches its temp file for the few seconds of one write + fsync, never for minutes."""
+
+# what tempfile.mkstemp puts between prefix and suffix: 8 characters of this alphabet
+_MKSTEMP_MIDDLE = re.compile(r"[a-z0-9_]{8}")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -40,6 +52,52 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    return path
+
+
+def remove_stale_temp_files(path: str | os.PathLike, *, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Delete the temp files a killed :func:`atomic_write_bytes` of ``path`` left beside it.
+
+    Only names of exactly that write's pattern (``.NAME.XXXXXXXX.tmp`` in the same folder, XXXXXXXX as
+    ``tempfile.mkstemp`` makes them) that are regular files, not symlinks, untouched for ``older_than``
+    seconds: a write in progress (another process writing the same path right now) is left alone.
+
+    Returns
+    -------
+    list of Path, the files removed.
+    """
+    path = Path(path)
+    prefix, suffix = f".{path.name}.", ".tmp"
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    now = time.time()
+    for entry in os.scandir(path.parent):
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(suffix) and len(name) == len(prefix) + 8 + len(suffix)):
+            continue
+        if not _MKSTEMP_MIDDLE.fullmatch(name[len(prefix):-len(suffix)]):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(info.st_mode) and now - info.st_mtime >= older_than:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except FileNotFoundError:  # removed meanwhile (its writer finished, or another cleaner)
+            continue
+    return removed
+
+
+def check_readable_file(path: str | os.PathLike, what: str) -> Path:
+    """Return ``path`` if it is a regular file; ``FileNotFoundError`` if absent, ``ValueError`` if it is a
+    folder, fifo, device or socket (reading a fifo would block, /dev/null reads as empty)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    if not path.is_file():
+        kind = "folder" if path.is_dir() else "fifo" if path.is_fifo() else "device" if (
+            path.is_char_device() or path.is_block_device()) else "socket" if path.is_socket() else "special file"
+        raise ValueError(f"{what} {path} is a {kind}, not a regular file; give the path of the file itself.")
     return path
 
 
@@ -74,9 +132,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 def read_json(path: str | os.PathLike, *, what: str = "JSON file") -> Any:
     """Read a JSON file, turning a missing or malformed file into a ``ValueError`` that names it."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
+    path = check_readable_file(path, what)
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -94,15 +150,15 @@ def save_tensors(
 
 def load_tensors(path: str | os.PathLike, *, what: str = "tensor file") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Load a safetensors file and its metadata; a truncated or foreign file raises ``ValueError``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
+    path = check_readable_file(path, what)
     raw = path.read_bytes()
     try:
         tensors = _st_load(raw)
         header_len = int.from_bytes(raw[:8], "little")
         header = json.loads(raw[8 : 8 + header_len])
-    except (SafetensorError, ValueError, json.JSONDecodeError, UnicodeDecodeError, Exception) as err:
+    # only what a malformed file raises (safetensors.torch raises KeyError for a dtype torch lacks), so a
+    # bug in this code surfaces as itself, not as "unreadable file"
+    except (SafetensorError, ValueError, UnicodeDecodeError, KeyError) as err:
         raise ValueError(
             f"{what} {path} is not a readable safetensors file ({type(err).__name__}: {err}); "
             "it may be truncated, corrupted or of another format. Re-create it from its source."

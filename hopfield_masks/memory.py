@@ -13,8 +13,10 @@ from hopfield_masks.checks import (
     check_choice,
     check_patterns,
     check_positive_int,
+    check_run_digest,
     check_states,
     check_store_tensor,
+    memory_too_large,
     require_stored,
 )
 from hopfield_masks.functional import (
@@ -52,12 +54,20 @@ class HopfieldMemory(ABC):
     backend: ClassVar[str] = ""
 
     def __init__(self, learning_rule: LearningRule, dim: int, *, layout: MaskLayout | None = None,
-                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
+                 max_bytes: int | None = None, run_digest: str | None = None) -> None:
         check_positive_int(dim, "dim")
         if layout is not None and layout.dim != dim:
             raise ValueError(f"layout has {layout.dim} units but dim is {dim}; pass dim=layout.dim.")
-        if not dtype.is_floating_point:
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating-point dtype; got {dtype}. Use torch.float32.")
+        if max_bytes is not None:
+            check_positive_int(max_bytes, "max_bytes")
+        check_run_digest(run_digest)
+        self._max_bytes = max_bytes
+        self._run_digest = run_digest
+        # before any (d, d) or (d,) tensor exists: a memory too large for the bound is refused, not attempted
+        self._check_size(learning_rule, dim, 0, dtype)
         self._rule = learning_rule
         self._dim = dim
         self._layout = layout
@@ -112,6 +122,16 @@ class HopfieldMemory(ABC):
         return (self._pattern_sum / self._count).to(self._dtype)
 
     @property
+    def max_bytes(self) -> int | None:
+        """The bound on :meth:`estimate_nbytes` that storing more patterns must stay under (None: no bound)."""
+        return self._max_bytes
+
+    @property
+    def run_digest(self) -> str | None:
+        """SHA-256 of the weights of the run the patterns were encoded from, if known (the store's identity)."""
+        return self._run_digest
+
+    @property
     def packed_patterns(self) -> Tensor | None:
         """Stored patterns bit-packed as uint8 (K, ceil(d/8)) where the backend keeps them, else None."""
         return None
@@ -120,6 +140,28 @@ class HopfieldMemory(ABC):
     @abstractmethod
     def nbytes(self) -> int:
         """Bytes of the memory's state (what a store file holds, give or take the header)."""
+
+    @classmethod
+    @abstractmethod
+    def estimate_nbytes(cls, learning_rule: LearningRule, dim: int, count: int, dtype: torch.dtype = torch.float32) -> int:
+        """Bytes this backend needs to hold ``count`` patterns of ``dim`` units, computed before allocating.
+
+        The state (what :attr:`nbytes` reports once they are stored) plus the largest temporary a store
+        allocates (e.g. the pseudo-inverse rule's float64 (d, d) work matrices in the dense backend).
+        """
+
+    def _check_size(self, learning_rule: LearningRule, dim: int, count: int, dtype: torch.dtype) -> None:
+        if self._max_bytes is None:
+            return
+        need = type(self).estimate_nbytes(learning_rule, dim, count, dtype)
+        if need > self._max_bytes:
+            raise ValueError(memory_too_large(learning_rule.name, type(self).backend, dim, count, need, self._max_bytes,
+                                              learning_rule.backends, type(self)._size_detail(learning_rule, dim, dtype)))
+
+    @classmethod
+    def _size_detail(cls, learning_rule: LearningRule, dim: int, dtype: torch.dtype) -> str:
+        """What the estimate is made of, for the refusal message (default: nothing to add)."""
+        return ""
 
     # ----------------------------------------------------------------------------------- storing
     def store(self, patterns: Tensor) -> "HopfieldMemory":
@@ -136,6 +178,7 @@ class HopfieldMemory(ABC):
         patterns = check_patterns(patterns, self._dim).to(device=self._device, dtype=self._dtype)
         if patterns.shape[0] == 0:
             return self
+        self._check_size(self._rule, self._dim, self._count + patterns.shape[0], self._dtype)
         if self._count == 0:
             self._rule = self._rule.prepare(patterns)
         with torch.no_grad():
@@ -264,6 +307,8 @@ class HopfieldMemory(ABC):
             "dtype": str(self._dtype).removeprefix("torch."),
             "layout": None if self._layout is None else self._layout.to_dict(),
         }
+        if self._run_digest is not None:  # optional field: stores made without a run leave it out
+            header["run_weights_sha256"] = self._run_digest
         tensors = dict(self._state_tensors())
         if self._count:
             tensors["mean_pattern"] = self._pattern_sum / self._count

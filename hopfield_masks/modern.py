@@ -1,11 +1,15 @@
 """Modern (softmax) Hopfield memory over packed patterns: retrieval by a softmax read-out with β."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 from hopfield_masks.functional import softmax_energy, softmax_field
 from hopfield_masks.implicit import PackedMemory
+from hopfield_masks.packed import packed_scratch_nbytes
+from hopfield_masks.rules import LearningRule
 
 
 class ModernMemory(PackedMemory):
@@ -23,6 +27,11 @@ class ModernMemory(PackedMemory):
     @property
     def nbytes(self) -> int:
         return self._packed.nbytes + self._pattern_sum.numel() * self._pattern_sum.element_size()
+
+    @classmethod
+    def estimate_nbytes(cls, learning_rule: LearningRule, dim: int, count: int, dtype: torch.dtype = torch.float32) -> int:
+        """Packed patterns (K·d/8), the pattern sum (d floats) and one chunk of unpacked patterns."""
+        return count * math.ceil(dim / 8) + dim * 4 + packed_scratch_nbytes(dim, count)
 
     def readout(self, states: Tensor) -> Tensor:
         """Softmax read-out weights over the stored patterns.

@@ -15,6 +15,11 @@ _CHUNK_FLOATS = 1 << 22
 _BYTE_SIGNS = ((torch.arange(256)[:, None] >> torch.arange(7, -1, -1)) & 1).float() * 2 - 1
 
 
+def packed_scratch_nbytes(dim: int, count: int) -> int:
+    """Most bytes a product over ``count`` packed patterns unpacks at a time (one float64 chunk)."""
+    return min(count * dim, _CHUNK_FLOATS) * 8
+
+
 class PackedPatterns:
     """K stored ±1 patterns of ``dim`` units, kept as uint8 rows of ceil(dim / 8) bytes.
 

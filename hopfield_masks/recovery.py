@@ -13,6 +13,8 @@ from typing import Callable, Iterable, NamedTuple
 
 import torch
 
+from hopfield_masks.checks import check_choice, check_fraction, check_positive_int
+
 __all__ = [
     "SCHEDULES",
     "RecoveryConfig",
@@ -46,6 +48,11 @@ SCHEDULES: dict[str, Callable[[int, int], float]] = {
 """λ(t, T) in [0, 1]: the weight of the energy term at step t of T."""
 
 
+def _check_real(value: object, name: str, *, low: float, open_low: bool = False, hint: str = "") -> None:
+    """A finite number >= ``low`` (> ``low`` with ``open_low``): NaN and ±inf are refused."""
+    check_fraction(value, name, low=low, high=math.inf, open_low=open_low, open_high=True, hint=hint)
+
+
 @dataclass(frozen=True)
 class RecoveryConfig:
     """Knobs of the annealed descent; defaults are the reference code's (DESIGN §2).
@@ -70,13 +77,12 @@ class RecoveryConfig:
     schedule: str = "linear"
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1; got {self.steps}.")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}; got {self.schedule!r}.")
-        for name in ("lr", "gamma"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}.")
+        check_positive_int(self.steps, "steps")
+        check_choice(self.schedule, "schedule", sorted(SCHEDULES))
+        _check_real(self.lr, "lr", low=0.0, open_low=True, hint="SGD's learning rate, e.g. 500 (the reference's).")
+        check_fraction(self.momentum, "momentum", hint="SGD momentum, e.g. 0.9.")
+        _check_real(self.weight_decay, "weight_decay", low=0.0, hint="e.g. 1e-4, or 0 for none.")
+        _check_real(self.gamma, "gamma", low=0.0, hint="The energy weight γ, e.g. 1.5e-3.")
 
 
 class RecoveryTrace(NamedTuple):
@@ -224,14 +230,13 @@ class SteerConfig:
         return config, 2 ** (attempt + 1)
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.recall_steps < 1:
-            raise ValueError(f"steps and recall_steps must be >= 1; got {self.steps} and {self.recall_steps}.")
-        if not self.step_size > 0:
-            raise ValueError(f"step_size must be > 0; got {self.step_size}.")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError(f"patience must be >= 1 or None (never stop early); got {self.patience}.")
-        if self.retries < 0:
-            raise ValueError(f"retries must be >= 0; got {self.retries}.")
+        check_positive_int(self.steps, "steps")
+        check_positive_int(self.recall_steps, "recall_steps")
+        _check_real(self.step_size, "step_size", low=0.0, open_low=True, hint="The RMS change of z per step, e.g. 0.25.")
+        if self.patience is not None and (isinstance(self.patience, bool) or not isinstance(self.patience, int)
+                                          or self.patience < 1):
+            raise ValueError(f"patience must be an integer >= 1 or None (never stop early); got {self.patience!r}.")
+        check_positive_int(self.retries, "retries", minimum=0)
 
 
 def steer(

@@ -11,11 +11,14 @@ rule's scalar ``centre`` m, A a K×K ``coupling`` built from the Gram matrix G =
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
+
+from hopfield_masks.checks import check_fraction
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,10 @@ class LearningRule:
     def extra_names(self) -> tuple[str, ...]:
         """Names of the (d,) vectors the dense backend keeps beside its weights."""
         return ()
+
+    def dense_scratch_nbytes(self, dim: int) -> int:
+        """Bytes of the temporaries :meth:`dense_store` allocates beside the (d, d) weights (default: none of size d²)."""
+        return 0
 
     def constant_diagonal(self, count: int, dim: int) -> float:
         """D for ``diagonal == "constant"``."""
@@ -113,6 +120,14 @@ class Covariance(Hebbian):
     name: ClassVar[str] = "covariance"
     mean_activity: float | None = None
     threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.mean_activity is not None:
+            check_fraction(self.mean_activity, "mean_activity", low=-1.0, high=1.0,
+                           hint="It is the mean of the ±1 patterns, 2p - 1 for P(+1) = p; or None to measure it.")
+        if self.threshold is not None:
+            check_fraction(self.threshold, "threshold", low=-math.inf, high=math.inf, open_low=True, open_high=True,
+                           hint="Give a finite θ, or None for the midpoint -m (1 - m²).")
 
     def prepare(self, patterns: Tensor) -> "Covariance":
         if self.mean_activity is not None:
@@ -208,6 +223,14 @@ class PseudoInverse(LearningRule):
     name: ClassVar[str] = "pseudoinverse"
     zero_diagonal: bool = True
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.zero_diagonal, bool):
+            raise TypeError(f"zero_diagonal must be True or False; got {self.zero_diagonal!r}. Pass a bool, not a string.")
+
+    def dense_scratch_nbytes(self, dim: int) -> int:
+        # dense_store works on a float64 copy of the projection and adds a float64 (d, d) product to it
+        return 2 * dim * dim * 8
+
     @property
     def diagonal(self) -> str:
         return "zero" if self.zero_diagonal else "none"
@@ -247,6 +270,10 @@ class Modern(LearningRule):
     name: ClassVar[str] = "modern"
     backends: ClassVar[tuple[str, ...]] = ("implicit",)
     beta: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_fraction(self.beta, "beta", low=0.0, high=math.inf, open_low=True, open_high=True,
+                       hint="β is an inverse temperature: give a finite positive number, e.g. 1.0.")
 
     @property
     def diagonal(self) -> str:

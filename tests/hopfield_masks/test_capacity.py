@@ -87,3 +87,20 @@ def test_config_errors(changes, message):
 def test_config_refuses_kwta_it_cannot_use(kwta, mode):
     with pytest.raises(ValueError, match="kwta"):
         CapacityConfig(rule="covariance", dim=32, loads=(0.1,), density=0.1, kwta=kwta, mode=mode)
+
+
+def test_capacity_config_checks_the_rule_options_and_picks_auto_backends_like_make_memory():
+    with pytest.raises(ValueError, match="beta must be a number in \\(0, inf\\); got nan"):
+        CapacityConfig(rule="modern", dim=64, loads=(0.1,), rule_options={"beta": float("nan")})
+    with pytest.raises(ValueError, match="takes no option 'beta'"):
+        CapacityConfig(rule="hebbian", dim=64, loads=(0.1,), rule_options={"beta": 1.0})
+    assert CapacityConfig(rule="modern", dim=64, loads=(0.1,)).backend == "implicit"
+    assert CapacityConfig(rule="pseudoinverse", dim=256, loads=(0.1,)).backend == "dense"
+    assert CapacityConfig(rule="pseudoinverse", dim=20_000, loads=(0.001,)).backend == "implicit"  # 8 GB dense
+    assert CapacityConfig(rule="hebbian", dim=256, loads=(0.1,), max_bytes=100_000).backend == "implicit"
+
+
+def test_a_sweep_over_the_memory_bound_is_refused():
+    config = CapacityConfig(rule="storkey", dim=256, loads=(0.1,), max_bytes=100_000)
+    with pytest.raises(ValueError, match="'storkey' has only a dense d×d form"):
+        measure_capacity(config)

@@ -10,6 +10,7 @@ from hopfield_masks import (
     ImplicitMemory,
     MaskLayout,
     load_memory,
+    load_store,
     make_memory,
     save_store,
 )
@@ -140,3 +141,55 @@ def test_inconsistent_header(tmp_path):
                                           "layout": None, "rule_options": {}})
     with pytest.raises(ValueError, match="unreadable header \\(rule 'oja'"):
         load_memory(tmp_path / "r.store")
+
+
+def test_the_run_identity_is_an_optional_header_field_covered_by_the_checksum(tmp_path):
+    digest = "3c" * 32
+    memory = make_memory("pseudoinverse", 12, "implicit", run_digest=digest).store(torch.ones(1, 12))
+    memory.save(tmp_path / "r.store")
+    tensors, header = load_store(tmp_path / "r.store")
+    assert header["run_weights_sha256"] == digest and header["format_version"] == 2
+    assert load_memory(tmp_path / "r.store").run_digest == digest
+    # a store without it (written before the field existed, or without a run: the golden file) loads as unknown
+    golden_memory().save(tmp_path / "g.store")
+    assert "run_weights_sha256" not in load_store(tmp_path / "g.store")[1]
+    assert load_memory(tmp_path / "g.store").run_digest is None
+    # editing it is caught like any header edit; a malformed value with a valid checksum is refused by name
+    edited = {k: v for k, v in header.items() if k not in ("format", "format_version", "checksum")}
+    save_store(tmp_path / "bad.store", tensors, {**edited, "run_weights_sha256": "not a digest"})
+    with pytest.raises(ValueError, match="run_weights_sha256 must be None or a SHA-256.*corrupted"):
+        load_memory(tmp_path / "bad.store")
+
+
+def test_a_store_replaces_only_an_earlier_store(tmp_path):
+    golden_memory().save(tmp_path / "g.store")
+    make_memory("hebbian", 8).save(tmp_path / "g.store")  # an earlier store: replaced
+    assert load_memory(tmp_path / "g.store").count == 0
+    (tmp_path / "notes.json").write_text('{"mine": 1}')
+    with pytest.raises(ValueError, match="exists and is a file that is not a Hopfield store"):
+        golden_memory().save(tmp_path / "notes.json")
+    assert (tmp_path / "notes.json").read_text() == '{"mine": 1}'
+    save_tensors(tmp_path / "other.safetensors", {"x": torch.zeros(2)})  # safetensors, but not a store
+    with pytest.raises(ValueError, match="not a Hopfield store"):
+        golden_memory().save(tmp_path / "other.safetensors")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ValueError, match="exists and is a folder"):
+        golden_memory().save(tmp_path / "folder")
+
+
+def test_writing_a_store_removes_the_stale_temp_files_of_a_killed_write_there(tmp_path):
+    import os
+    import time
+
+    def temp(name, age):
+        path = tmp_path / name
+        path.write_bytes(b"x" * 100)
+        os.utime(path, (time.time() - age, time.time() - age))
+        return path
+
+    stale = temp(".g.store.ab_cd123.tmp", 3600)
+    fresh = temp(".g.store.zz999999.tmp", 5)  # a write in progress right now
+    others = [temp(".g.store.tmp", 3600), temp(".g.store.abcdefgh.tmp.keep", 3600), temp(".h.store.abcdefgh.tmp", 3600),
+              temp(".g.store.abc.tmp", 3600), temp(".g.store.ABCDEFGH.tmp", 3600)]
+    golden_memory().save(tmp_path / "g.store")
+    assert not stale.exists() and fresh.exists() and all(p.exists() for p in others)

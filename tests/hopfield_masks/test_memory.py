@@ -8,10 +8,14 @@ from hopfield_masks import (
     ImplicitMemory,
     MaskLayout,
     ModernMemory,
+    RULES,
     RecallResult,
+    default_backend,
+    estimate_nbytes,
     make_memory,
     pack_bits,
 )
+from tests.hopfield_masks.conftest import MARGIN, async_margins, sync_margins
 
 QUADRATIC = [("hebbian", {}), ("storkey_reference", {}), ("pseudoinverse", {}),
              ("pseudoinverse", {"zero_diagonal": False}), ("covariance", {})]
@@ -64,10 +68,13 @@ def test_implicit_equals_dense(patterns_of, rule, options):
     torch.testing.assert_close(implicit.self_coupling(), dense.weights().diagonal(), atol=1e-5, rtol=0)
     probes = x.clone()
     probes[:, :7] *= -1
-    a, b = dense.recall(probes), implicit.recall(probes)
-    assert torch.equal(a.states, b.states)
-    a, b = dense.recall(probes, mode="async", seed=3), implicit.recall(probes, mode="async", seed=3)
-    assert torch.equal(a.states, b.states)
+    # the rules here without an exact field grid (pseudo-inverse, storkey_reference, covariance) reach the same
+    # states only where no decision on the way is within float rounding of its threshold
+    for mode, margins in (("sync", sync_margins(dense, probes)), ("async", async_margins(dense, probes, seed=3))):
+        clear = margins > MARGIN
+        assert int(clear.sum()) >= len(probes) // 2, f"{mode}: too few probes clear of a tie to compare"
+        a, b = dense.recall(probes, mode=mode, seed=3), implicit.recall(probes, mode=mode, seed=3)
+        assert torch.equal(a.states[clear], b.states[clear]), mode
 
 
 @pytest.mark.parametrize("rule, backend", EVERY)
@@ -213,4 +220,80 @@ def test_cuda_matches_cpu(patterns_of, rule, backend):
     field = gpu.field(states.cuda())
     assert field.device.type == "cuda"
     torch.testing.assert_close(field.cpu(), cpu.field(states), atol=1e-4, rtol=1e-4)
-    assert torch.equal(gpu.recall(x).states.cpu(), cpu.recall(x).states)
+    clear = sync_margins(cpu, x) > MARGIN  # CPU and GPU round differently: compare only clear of ties
+    assert torch.equal(gpu.recall(x).states.cpu()[clear], cpu.recall(x).states[clear])
+
+
+def test_every_rule_works_with_its_default_backend():
+    # make_memory("modern", d) used to default to backend="dense", which modern does not have
+    for rule in ("hebbian", "storkey", "storkey_reference", "pseudoinverse", "covariance", "modern"):
+        memory = make_memory(rule, 16)
+        assert memory.backend in RULES[rule].backends
+
+
+def test_auto_picks_implicit_when_the_dense_matrix_would_be_large():
+    assert default_backend("pseudoinverse", 4096) == "dense"
+    assert default_backend("pseudoinverse", 50_200) == "implicit"  # `supsup encode` of a 2-task LeNet run
+    assert default_backend("hebbian", 4096, max_bytes=32 << 20) == "implicit"  # 67 MB of Ψ over the bound
+    assert default_backend("storkey", 50_200) == "dense" and default_backend("modern", 8) == "implicit"
+    assert make_memory("pseudoinverse", 50_200).backend == "implicit"
+
+
+@pytest.mark.parametrize("rule, backend", EVERY)
+def test_estimated_bytes_are_the_state_plus_the_largest_temporary(patterns_of, rule, backend):
+    from hopfield_masks.packed import packed_scratch_nbytes
+
+    memory = make_memory(rule, 40, backend).store(patterns_of(17, 6, 40))
+    estimate = estimate_nbytes(rule, 40, backend, count=6)
+    if backend == "dense":
+        scratch = 2 * 40 * 40 * 8 if rule == "pseudoinverse" else 0  # its float64 (d, d) work matrices
+    else:
+        scratch = packed_scratch_nbytes(40, 6)
+    assert estimate - scratch == memory.nbytes
+
+
+def test_a_memory_over_the_bound_is_refused_before_allocating():
+    # d = 1.86 M (an fc1024 run): without the bound torch tries to allocate 13.8 TB (RuntimeError, or an OOM kill)
+    d = 1_860_000
+    need = d * d * (4 + 2 * 8) + d * (4 + 4)  # Ψ, two float64 work matrices; the projection's diagonal, pattern sum
+    with pytest.raises(ValueError, match=f"dense 'pseudoinverse' memory of d = 1,860,000 units needs {need:,} bytes "
+                                         ".*over the limit of 2,147,483,648 bytes.*backend='implicit'"):
+        make_memory("pseudoinverse", 1_860_000, "dense")
+    with pytest.raises(ValueError, match="'storkey' has only a dense d×d form; use a rule with an implicit backend"):
+        make_memory("storkey", 1_860_000)
+    with pytest.raises(ValueError, match="over the limit of 1,000 bytes"):
+        make_memory("hebbian", 16, "dense", max_bytes=1000)
+    assert make_memory("hebbian", 16, "dense", max_bytes=None).nbytes > 1000
+
+
+def test_storing_past_the_bound_is_refused_and_keeps_the_memory(patterns_of):
+    memory = make_memory("pseudoinverse", 64, "implicit", max_bytes=2000)
+    memory.store(patterns_of(18, 2, 64))
+    with pytest.raises(ValueError, match="holding 30 patterns needs [0-9,]+ bytes .*over the limit of 2,000 bytes.*fewer"):
+        memory.store(patterns_of(19, 28, 64))
+    assert memory.count == 2 and memory.is_fixed_point(patterns_of(18, 2, 64)).all()
+
+
+@pytest.mark.parametrize("rule, options, error, message", [
+    ("pseudoinverse", {"zero_diagonal": "yes"}, TypeError, "zero_diagonal must be True or False; got 'yes'"),
+    ("modern", {"beta": float("nan")}, ValueError, "beta must be a number in \\(0, inf\\); got nan"),
+    ("modern", {"beta": float("inf")}, ValueError, "beta must be a number in \\(0, inf\\); got inf"),
+    ("modern", {"beta": -1.0}, ValueError, "beta must be a number in \\(0, inf\\); got -1.0"),
+    ("modern", {"beta": 0.0}, ValueError, "beta must be a number"),
+    ("covariance", {"mean_activity": float("nan")}, ValueError, "mean_activity must be a number in \\[-1, 1\\]"),
+    ("covariance", {"mean_activity": 1.5}, ValueError, "mean_activity must be a number in \\[-1, 1\\]"),
+    ("covariance", {"threshold": float("inf")}, ValueError, "threshold must be a number"),
+])
+def test_rule_options_are_checked(rule, options, error, message):
+    with pytest.raises(error, match=message):
+        make_memory(rule, 8, **options)
+
+
+def test_bad_bounds_and_run_digests_are_refused():
+    with pytest.raises(ValueError, match="max_bytes must be an integer >= 1"):
+        make_memory("hebbian", 8, max_bytes=0)
+    with pytest.raises(ValueError, match="backend must be one of 'auto', 'dense', 'implicit'"):
+        make_memory("hebbian", 8, "sparse")
+    with pytest.raises(ValueError, match="run_digest must be None or a SHA-256 hex digest"):
+        make_memory("hebbian", 8, run_digest="abc")
+    assert make_memory("hebbian", 8, run_digest="0f" * 32).run_digest == "0f" * 32

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hopfield_masks import make_memory
-from tests.hopfield_masks.conftest import random_patterns
+from tests.hopfield_masks.conftest import MARGIN, random_patterns, sync_margins
 from tests.hopfield_masks.test_memory import EVERY
 
 FAST = settings(derandomize=True, deadline=None, max_examples=10)
@@ -65,7 +65,10 @@ def test_synchronous_recall_ends_in_fixed_point_or_two_cycle(seed, dim, count, w
     result = memory.recall(random_patterns(seed + 1, 5, dim), max_steps=10_000)
     assert torch.all(result.converged ^ result.cycled)
     fixed = memory.is_fixed_point(result.states)
-    assert torch.equal(fixed, result.converged)
+    # recall decided on a shrinking subset of the batch, is_fixed_point on the whole batch: the two products
+    # round differently, so they must agree only where the end state's fields are clear of 0
+    clear = sync_margins(memory, result.states, max_steps=1) > MARGIN
+    assert torch.equal(fixed[clear], result.converged[clear])
 
 
 @FAST

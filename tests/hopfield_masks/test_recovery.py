@@ -93,11 +93,36 @@ def test_descent_stops_when_batches_run_out_and_needs_at_least_one():
 def test_bad_configs_are_refused():
     with pytest.raises(ValueError, match="schedule must be one of"):
         RecoveryConfig(schedule="exponential")
-    with pytest.raises(ValueError, match="steps must be >= 1"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
         RecoveryConfig(steps=0)
-    with pytest.raises(ValueError, match="step_size must be > 0"):
+    with pytest.raises(ValueError, match="step_size must be a number in \\(0, inf\\)"):
         SteerConfig(step_size=0)
-    with pytest.raises(ValueError, match="patience must be >= 1 or None"):
+    with pytest.raises(ValueError, match="patience must be an integer >= 1 or None"):
         SteerConfig(patience=0)
     with pytest.raises(ValueError, match="1-D score vector"):
         anneal(entropy=_pull_towards(torch.ones(4)), energy=lambda s: s.sum(), init=torch.zeros(2, 4), batches=[None])
+
+
+NOT_FINITE = [float("nan"), float("inf"), float("-inf")]
+
+
+@pytest.mark.parametrize("value", NOT_FINITE)
+@pytest.mark.parametrize("field", ["lr", "momentum", "weight_decay", "gamma"])
+def test_recovery_config_refuses_nan_and_inf_in_every_float(field, value):
+    # NaN passed every `x < 0` check and recovery then ended on 0/5 exact with no error
+    with pytest.raises(ValueError, match=f"{field} must be a number in .*got {value}"):
+        RecoveryConfig(**{field: value})
+
+
+@pytest.mark.parametrize("field, value", [("momentum", -0.1), ("momentum", 1.5), ("weight_decay", -1e-4), ("lr", 0.0),
+                                          ("gamma", -1.0), ("steps", 2.5), ("steps", True)])
+def test_recovery_config_refuses_out_of_range_values(field, value):
+    with pytest.raises(ValueError, match=f"{field} must be"):
+        RecoveryConfig(**{field: value})
+
+
+@pytest.mark.parametrize("field, value", [("step_size", float("nan")), ("step_size", float("inf")), ("recall_steps", 0),
+                                          ("retries", -1), ("retries", 1.0), ("patience", 2.0), ("steps", "30")])
+def test_steer_config_refuses_bad_values(field, value):
+    with pytest.raises(ValueError, match=f"{field} must be"):
+        SteerConfig(**{field: value})
