@@ -9,16 +9,22 @@ used only to score the result.
 from __future__ import annotations
 
 import itertools
+import os
 import time
+import warnings
+from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import torch
 from torch import nn
 
-from hopfield_masks import HopfieldMemory, MaskLayout, default_backend, make_memory, masks_to_patterns
+from hopfield_masks import HopfieldMemory, MaskLayout, make_memory, masks_to_patterns
+from hopfield_masks.factory import DEFAULT_MAX_BYTES
+from hopfield_masks.files import check_store_target
 from hopfield_masks.implicit import PackedMemory
 from hopfield_masks.recovery import RecoveryConfig, RecoveryResult, SteerConfig, anneal, steer
 from supsup_core import modes
+from supsup_core.checks import check_choice, check_int, check_output_size
 from supsup_core.objectives import entropy as output_entropy
 from supsup_core.runs import RunDirectory
 from supsup_core.streams import TaskData
@@ -30,13 +36,16 @@ __all__ = [
     "mask_layout",
     "encode_run",
     "check_store_matches",
+    "check_store_of_run",
+    "check_store_path",
     "recovery_batches",
     "recover_task",
     "masked_accuracy",
 ]
 
-RECOVERY_METHODS = ("reference", "steered")
-"""``reference``: the paper's annealed descent; ``steered``: the memory-projected descent + recall."""
+RECOVERY_METHODS = ("steered", "reference")
+"""``steered`` (recommended, with the pseudo-inverse rule): the memory-projected descent + recall;
+``reference``: the paper's annealed descent."""
 
 
 class TaskRecovery(NamedTuple):
@@ -75,44 +84,113 @@ def _check_maskable(run: RunDirectory, model: nn.Module) -> None:
         )
 
 
-def encode_run(run: RunDirectory, *, rule: str, backend: str | None = None, device: torch.device | str = "cpu",
-               num_tasks: int | None = None, **rule_options: Any) -> HopfieldMemory:
+def encode_run(run: RunDirectory, *, rule: str = "pseudoinverse", backend: str = "auto",
+               device: torch.device | str = "cpu", num_tasks: int | None = None,
+               max_bytes: int | None = DEFAULT_MAX_BYTES, **rule_options: Any) -> HopfieldMemory:
     """Store the saved tasks' masks of ``run`` in a new memory (one pattern per task, in task order).
+
+    The memory records the run's identity (``run.weights_digest()``), so recovery can refuse a store
+    encoded from another run.
 
     Parameters
     ----------
     run : RunDirectory
     rule : str
-        A key of ``hopfield_masks.RULES``.
-    backend : {"dense", "implicit"}, optional
-        Default: the rule's first backend.
+        A key of ``hopfield_masks.RULES`` (default: the pseudo-inverse, which the steered recovery is made for).
+    backend : {"auto", "dense", "implicit"}
+        "auto": dense while the d×d matrix is small, else implicit (see ``hopfield_masks.default_backend``).
     device : torch.device or str
     num_tasks : int, optional
         Store only tasks ``0..num_tasks-1`` (default: every saved task).
+    max_bytes : int or None
+        Refuse, before allocating anything of size d², a memory that needs more (default 2 GiB; None: no bound).
     **rule_options
         Passed to the rule (e.g. ``zero_diagonal`` for the pseudo-inverse).
 
     Returns
     -------
-    HopfieldMemory holding ``len(run.saved_tasks())`` patterns with the model's layout
+    HopfieldMemory holding one pattern per task ``0..K-1``, with the model's layout
+
+    Raises
+    ------
+    ValueError
+        No masks; a task's mask file missing (the others would be renumbered); the memory too large.
     """
     tasks = run.saved_tasks()
-    if num_tasks is not None:
-        if not 1 <= num_tasks <= len(tasks) or tasks[:num_tasks] != list(range(num_tasks)):
-            raise ValueError(f"num_tasks must be between 1 and the {len(tasks)} saved task(s); got {num_tasks}.")
-        tasks = tasks[:num_tasks]
     if not tasks:
         raise ValueError(
             f"run {run.path} has no task masks to encode (no files in {run.path / 'masks'}); "
             "train it first, or the masks were already deleted after an earlier encode."
         )
+    expected = max(run.finished_tasks(), tasks[-1] + 1)
+    missing = sorted(set(range(expected)) - set(tasks))
+    if missing:
+        files = ", ".join(str(run.mask_path(t)) for t in missing)
+        raise ValueError(
+            f"run {run.path} lacks the mask file(s) of task(s) {missing} ({files}); encoding the other tasks would "
+            "renumber them, and recovery would score the wrong task. Delete nothing; rerun `supsup train` with the "
+            "run's options to retrain the missing task(s), then encode again."
+        )
+    if num_tasks is not None:
+        if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or not 1 <= num_tasks <= len(tasks):
+            raise ValueError(f"num_tasks must be between 1 and the {len(tasks)} saved task(s); got {num_tasks!r}.")
+        tasks = tasks[:num_tasks]
     model = run.load_model("cpu", num_tasks=0)
     _check_maskable(run, model)
     layout = mask_layout(model)
-    memory = make_memory(rule, layout.dim, backend or default_backend(rule), layout=layout, device=device, **rule_options)
+    # sized and bounded before any pattern is read: a refused memory costs nothing
+    memory = make_memory(rule, layout.dim, backend, layout=layout, device=device, max_bytes=max_bytes,
+                         run_digest=run.weights_digest(), **rule_options)
     patterns = torch.stack([masks_to_patterns(layout.flatten(run.read_task(t).masks).float()) for t in tasks])
     memory.store(patterns)
     return memory
+
+
+RUN_FILES = ("config.json", "weights.safetensors", "results.json", "masks", "scores")
+"""Names at the top of a run directory that the run itself uses (hidden names, e.g. locks and temp files, too)."""
+
+
+def check_store_path(run: RunDirectory, path: str | os.PathLike) -> Path:
+    """Return ``path`` if a store encoded from ``run`` may be written there; else ``ValueError``.
+
+    Inside the run only paths the run does not use are allowed (never ``config.json``,
+    ``weights.safetensors``, ``results.json``, anything in ``masks/`` or ``scores/``, or a hidden name);
+    anywhere, an existing file is replaced only if it is a store (see ``hopfield_masks.files.check_store_target``).
+    """
+    path = Path(path)
+    target = path.expanduser().resolve()
+    root = run.path.expanduser().resolve()
+    if target == root or target.is_relative_to(root):
+        inside = target.relative_to(root).parts if target != root else ()
+        if not inside or inside[0] in RUN_FILES or any(part.startswith(".") for part in inside):
+            raise ValueError(
+                f"{path} is inside the run {run.path} at a path the run uses or may use; writing the store there would "
+                f"overwrite the run. Write it outside the run (e.g. {run.path.name}.store beside it), or under a new "
+                "name inside it (e.g. RUN/hopfield.store)."
+            )
+    check_store_target(path)
+    return path
+
+
+def check_store_of_run(memory: HopfieldMemory, run: RunDirectory, *, force: bool = False) -> None:
+    """Check that ``memory`` was encoded from ``run`` (same weights file), where the store records that.
+
+    A mismatch raises ``ValueError`` unless ``force`` (then it warns). A store with no recorded identity
+    (older files, or memories built without a run) is accepted with a warning.
+    """
+    if memory.run_digest is None:
+        warnings.warn("the store records no run identity (an older store, or one made without a run), so it cannot be "
+                      f"checked against {run.path}; re-encode it with `supsup encode` to record it.", UserWarning,
+                      stacklevel=2)
+        return
+    digest = run.weights_digest()
+    if memory.run_digest != digest:
+        message = (f"the store was encoded from a run whose weights have SHA-256 {memory.run_digest[:16]}…, but "
+                   f"{run.path} has {digest[:16]}…: another run (another seed?), whose masks do not fit these weights")
+        if not force:
+            raise ValueError(f"{message}. Use the store encoded from this run (`supsup encode {run.path}`), or pass "
+                             "force=True (`--force`) to recover anyway.")
+        warnings.warn(f"{message}; recovering anyway (forced).", UserWarning, stacklevel=2)
 
 
 def check_store_matches(memory: HopfieldMemory, model: nn.Module) -> MaskLayout:
@@ -132,7 +210,10 @@ def check_store_matches(memory: HopfieldMemory, model: nn.Module) -> MaskLayout:
 
 def recovery_batches(data: TaskData, *, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
     """Endless shuffled batches of the images of ``data`` (labels are dropped: recovery never sees them)."""
+    check_int("batch_size", batch_size, minimum=1, fix="Give the number of unlabelled images per step, e.g. 64.")
     n = len(data.x)
+    if n == 0:
+        raise ValueError("data holds no images, so there is nothing to recover from; pass the task's test set.")
     batch_size = min(batch_size, n)
     while True:
         order = torch.randperm(n, generator=generator).to(data.x.device)
@@ -144,13 +225,15 @@ def _entropy_of(model: nn.Module, layout: MaskLayout, real_outputs: int) -> Call
     def entropy(state: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         # ±1 (or soft [-1, 1]) state -> {0,1} (or [0,1]) masks per layer
         modes.set_masks(model, layout.unflatten((state + 1.0) / 2.0))
-        return output_entropy(model(images), real_outputs)
+        logits = model(images)
+        check_output_size(logits.shape[-1], real_outputs)
+        return output_entropy(logits, real_outputs)
 
     return entropy
 
 
 def recover_task(model: nn.Module, memory: HopfieldMemory, batches: Iterator[torch.Tensor], *, real_outputs: int,
-                 method: str = "reference", config: RecoveryConfig | SteerConfig | None = None) -> TaskRecovery:
+                 method: str = "steered", config: RecoveryConfig | SteerConfig | None = None) -> TaskRecovery:
     """Recover one task's masks from unlabelled batches and the memory alone.
 
     Parameters
@@ -163,7 +246,8 @@ def recover_task(model: nn.Module, memory: HopfieldMemory, batches: Iterator[tor
         Unlabelled images of the task to recover.
     real_outputs : int
         Number of class outputs the entropy is taken over.
-    method : {"reference", "steered"}
+    method : {"steered", "reference"}
+        "steered" (the default, made for the pseudo-inverse rule) or the paper's annealed "reference" descent.
     config : RecoveryConfig (reference) or SteerConfig (steered), optional
         With a memory that keeps its patterns (implicit backends), the steered method retries when the
         recall ends on no stored pattern, ``config.retries`` times at most (see ``SteerConfig.retry``).
@@ -172,8 +256,8 @@ def recover_task(model: nn.Module, memory: HopfieldMemory, batches: Iterator[tor
     -------
     TaskRecovery
     """
-    if method not in RECOVERY_METHODS:
-        raise ValueError(f"method must be one of {RECOVERY_METHODS}; got {method!r}.")
+    check_choice("method", method, RECOVERY_METHODS)
+    check_int("real_outputs", real_outputs, minimum=1, fix="Give the number of classes per task, e.g. 10.")
     layout = check_store_matches(memory, model)
     entropy = _entropy_of(model, layout, real_outputs)
     init = memory.mean_pattern.detach().float()

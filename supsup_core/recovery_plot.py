@@ -1,6 +1,7 @@
 """Plot a run's recovery: bit errors, output entropy and Hopfield energy over the descent steps."""
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never a window
 from matplotlib.figure import Figure  # noqa: E402
 
+from hopfield_masks.io import atomic_write_bytes  # noqa: E402
 from supsup_core.recovery_report import RunRecovery  # noqa: E402
 
 __all__ = ["plot_recovery"]
@@ -37,9 +39,6 @@ def plot_recovery(report: RunRecovery, path: str | os.PathLike) -> Path:
     axes[2].set(title="Hopfield energy E(sign z)", xlabel="step")
     axes[0].legend(fontsize="small")
     figure.suptitle(f"HopSupSup recovery ({report.method}): {report.exact_recoveries} of {len(report.tasks)} masks exact")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    figure.savefig(tmp, format="png", dpi=110)
-    os.replace(tmp, path)
-    return path
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return atomic_write_bytes(path, buffer.getvalue())  # like every other file: complete or absent

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from hopfield_masks import HopfieldMemory
 from hopfield_masks.recovery import RecoveryConfig, SteerConfig
-from supsup_core.hopsupsup import check_store_matches, masked_accuracy, recover_task, recovery_batches
+from supsup_core.hopsupsup import check_store_matches, check_store_of_run, masked_accuracy, recover_task, recovery_batches
 from supsup_core.runs import RunDirectory
 from supsup_core.streams import TaskStream, build_stream
 
@@ -65,7 +65,7 @@ def recover_run(
     run: RunDirectory,
     memory: HopfieldMemory,
     *,
-    method: str = "reference",
+    method: str = "steered",
     config: RecoveryConfig | SteerConfig | None = None,
     batch_size: int = 64,
     seed: int = 0,
@@ -73,6 +73,7 @@ def recover_run(
     true_masks: Mapping[int, Mapping[str, torch.Tensor]] | None = None,
     stream: TaskStream | None = None,
     progress: bool = False,
+    force: bool = False,
 ) -> RunRecovery:
     """Recover the mask of every task stored in ``memory`` and score it.
 
@@ -95,6 +96,8 @@ def recover_run(
         Default: rebuilt from the run's config.
     progress : bool
         Show a progress bar over tasks.
+    force : bool
+        Recover even if the store records another run's weights (see ``check_store_of_run``; it warns).
 
     Returns
     -------
@@ -102,6 +105,7 @@ def recover_run(
     """
     model = run.load_model(device, num_tasks=0)  # fixed weights only: no task masks are loaded
     layout = check_store_matches(memory, model)
+    check_store_of_run(memory, run, force=force)
     stream = stream if stream is not None else build_stream(run.config.stream, device)
     if memory.count > stream.num_tasks:
         raise ValueError(f"the store holds {memory.count} patterns but the run's stream has only {stream.num_tasks} tasks; "

@@ -1,11 +1,22 @@
 """`supsup capacity`: sweep loads of random patterns and report how well a Hopfield rule stores them."""
 from __future__ import annotations
 
+import math
+
 import click
 
 from hopfield_masks import RULES, CapacityConfig, default_kwta, measure_capacity, plot_capacity, theory_loads
 from hopfield_masks.io import write_json
-from tools.options import device_option, json_option, resolve_device, seed_option
+from tools.encode import BACKEND_HELP, max_memory_option
+from tools.options import (
+    FiniteFloatRange,
+    check_output_parent,
+    device_option,
+    json_option,
+    resolve_device,
+    seed_option,
+    user_errors,
+)
 
 
 def _parse_loads(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, ...]:
@@ -13,8 +24,8 @@ def _parse_loads(ctx: click.Context, param: click.Parameter, value: str) -> tupl
         loads = tuple(float(x) for x in value.split(",") if x.strip())
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers; write e.g. 0.05,0.1,0.138.")
-    if not loads or any(not load > 0 for load in loads):
-        raise click.BadParameter(f"loads must be positive numbers (patterns / dim); got {value!r}. Use e.g. 0.05,0.1.")
+    if not loads or any(not (load > 0 and math.isfinite(load)) for load in loads):
+        raise click.BadParameter(f"loads must be positive finite numbers (patterns / dim); got {value!r}. Use e.g. 0.05,0.1.")
     return loads
 
 
@@ -33,28 +44,29 @@ def _parse_kwta(ctx: click.Context, param: click.Parameter, value: str) -> str |
 @click.command()
 @click.option("--rule", type=click.Choice(sorted(RULES)), required=True, help="Learning rule.")
 @click.option("--dim", type=click.IntRange(min=2), required=True, help="Units per pattern (d).")
-@click.option("--density", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5, show_default=True,
+@click.option("--density", type=FiniteFloatRange(0, 1, min_open=True, max_open=True), default=0.5, show_default=True,
               help="P(+1) of the patterns, strictly between 0 and 1 (0.5: unbiased).")
-@click.option("--correlation", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+@click.option("--correlation", type=FiniteFloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Correlation between patterns, in [0, 1).")
 @click.option("--loads", required=True, callback=_parse_loads, help="Comma-separated loads K/d, e.g. 0.05,0.1,0.138.")
-@click.option("--noise", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+@click.option("--noise", type=FiniteFloatRange(0, 1), default=0.1, show_default=True,
               help="Fraction of bits flipped in each probe.")
 @click.option("--trials", type=click.IntRange(min=1), default=1, show_default=True, help="Independent repetitions.")
 @click.option("--backend", type=click.Choice(["auto", "dense", "implicit"]), default="auto", show_default=True,
-              help="Memory backend (auto: dense where the rule has one).")
+              help=BACKEND_HELP)
 @click.option("--mode", type=click.Choice(["sync", "async"]), default="sync", show_default=True, help="Recall dynamics.")
 @click.option("--kwta", default="auto", show_default=True, callback=_parse_kwta,
               help="k-winners-take-all recall: 'auto' (round(density*dim) for covariance), 'off', or k.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=100, show_default=True, help="Recall step limit.")
-@click.option("--beta", type=click.FloatRange(0, min_open=True), default=None, help="Modern rule: inverse temperature.")
+@click.option("--beta", type=FiniteFloatRange(0, min_open=True), default=None, help="Modern rule: inverse temperature.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write a PNG of the curves with the theory lines.")
+              callback=check_output_parent, help="Write a PNG of the curves with the theory lines (its folder must exist).")
+@max_memory_option
 @seed_option
 @device_option
 @json_option
 def capacity(rule, dim, density, correlation, loads, noise, trials, backend, mode, kwta, max_steps, beta, plot_path,
-             seed, device, json_path):
+             max_bytes, seed, device, json_path):
     """Measure fixed points and recall from noisy probes as more random patterns are stored."""
     if kwta == "auto":
         kwta = default_kwta(rule, density, dim, mode)
@@ -69,11 +81,12 @@ def capacity(rule, dim, density, correlation, loads, noise, trials, backend, mod
         config = CapacityConfig(
             rule=rule, dim=dim, loads=loads, density=density, correlation=correlation, noise=noise, trials=trials,
             seed=seed, backend=None if backend == "auto" else backend, mode=mode, kwta=kwta, max_steps=max_steps,
-            rule_options={} if beta is None else {"beta": beta},
+            rule_options={} if beta is None else {"beta": beta}, max_bytes=max_bytes,
         )
     except ValueError as err:
         raise click.UsageError(str(err))
-    result = measure_capacity(config, device=resolve_device(device), progress=True)
+    with user_errors():
+        result = measure_capacity(config, device=resolve_device(device), progress=True)
     click.echo(f"rule {rule} ({config.backend}), d = {dim}, density {density:g}, correlation {correlation:g} "
                f"(measured {result.measured_correlation:.3f}), noise {noise:g}, trials {trials}, mode {mode}, "
                f"kwta {kwta}")
@@ -87,5 +100,6 @@ def capacity(rule, dim, density, correlation, loads, noise, trials, backend, mod
         write_json(json_path, result.to_dict())
         click.echo(f"wrote {json_path}")
     if plot_path:
-        plot_capacity(result, plot_path)
+        with user_errors():
+            plot_capacity(result, plot_path)
         click.echo(f"wrote {plot_path}")

@@ -8,7 +8,7 @@ import click
 from hopfield_masks import RULES
 from supsup_core.demo import DemoConfig, run_demo
 from supsup_core.hopsupsup import RECOVERY_METHODS
-from tools.options import device_option, resolve_device, seed_option, user_errors
+from tools.options import FiniteFloatRange, device_option, resolve_device, seed_option, user_errors
 from tools.recover import format_recovery
 
 
@@ -18,7 +18,7 @@ from tools.recover import format_recovery
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_out"), show_default=True,
               help="New folder for the run, the store, recovery.json and recovery.png.")
 @click.option("--num-tasks", type=click.IntRange(1, 5), default=5, show_default=True, help="Class-pair tasks.")
-@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True, help="Epochs per task.")
+@click.option("--epochs", type=FiniteFloatRange(min=0, min_open=True), default=3.0, show_default=True, help="Epochs per task.")
 @click.option("--rule", type=click.Choice(sorted(RULES)), default="pseudoinverse", show_default=True, help="Memory rule.")
 @click.option("--backend", type=click.Choice(["dense", "implicit"]), default="implicit", show_default=True, help="Memory backend.")
 @click.option("--method", type=click.Choice(RECOVERY_METHODS), default="steered", show_default=True, help="Recovery method.")

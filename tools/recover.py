@@ -1,6 +1,7 @@
 """`supsup recover`: get each task's masks back from the store and unlabelled test images, and score them."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import click
@@ -11,7 +12,7 @@ from hopfield_masks.recovery import SCHEDULES, RecoveryConfig, SteerConfig
 from supsup_core.hopsupsup import RECOVERY_METHODS
 from supsup_core.recovery_report import RunRecovery, read_true_masks, recover_run
 from supsup_core.runs import RunDirectory
-from tools.options import device_option, json_option, resolve_device, seed_option, user_errors
+from tools.options import FiniteFloatRange, device_option, json_option, resolve_device, seed_option, user_errors
 
 
 def format_recovery(report: RunRecovery) -> str:
@@ -33,18 +34,19 @@ def format_recovery(report: RunRecovery) -> str:
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--store", "store_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="Store file written by `supsup encode`.")
-@click.option("--method", type=click.Choice(RECOVERY_METHODS), default="reference", show_default=True,
-              help="reference: the paper's annealed descent; steered: memory-projected descent, then recall "
-                   "(made for the pseudoinverse rule, whose Ψ projects onto the stored patterns).")
+@click.option("--method", type=click.Choice(RECOVERY_METHODS), default="steered", show_default=True,
+              help="steered (recommended, with a pseudoinverse store: `supsup encode`'s default): memory-projected "
+                   "descent, then recall; reference: the paper's annealed descent (its knobs: --gamma, --lr, "
+                   "--momentum, --weight-decay, --schedule).")
 @click.option("--steps", type=click.IntRange(min=1), default=30, show_default=True, help="Descent steps T (one batch each).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Unlabelled images per step.")
-@click.option("--gamma", type=click.FloatRange(min=0), default=1.5e-3, show_default=True, help="reference: energy weight γ.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=500.0, show_default=True, help="reference: SGD lr.")
-@click.option("--momentum", type=click.FloatRange(0, 1), default=0.9, show_default=True, help="reference: SGD momentum.")
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=1e-4, show_default=True, help="reference: SGD weight decay.")
+@click.option("--gamma", type=FiniteFloatRange(min=0), default=1.5e-3, show_default=True, help="reference: energy weight γ.")
+@click.option("--lr", type=FiniteFloatRange(min=0, min_open=True), default=500.0, show_default=True, help="reference: SGD lr.")
+@click.option("--momentum", type=FiniteFloatRange(0, 1), default=0.9, show_default=True, help="reference: SGD momentum.")
+@click.option("--weight-decay", type=FiniteFloatRange(min=0), default=1e-4, show_default=True, help="reference: SGD weight decay.")
 @click.option("--schedule", type=click.Choice(sorted(SCHEDULES)), default="linear", show_default=True,
               help="reference: how the energy weight t/T ramps up.")
-@click.option("--step-size", type=click.FloatRange(min=0, min_open=True), default=0.25, show_default=True,
+@click.option("--step-size", type=FiniteFloatRange(min=0, min_open=True), default=0.25, show_default=True,
               help="steered: RMS change of the scores per step.")
 @click.option("--recall-steps", type=click.IntRange(min=1), default=100, show_default=True,
               help="steered: most Hopfield steps of the final recall.")
@@ -52,24 +54,33 @@ def format_recovery(report: RunRecovery) -> str:
               help="steered: stop once the sign of the scores has not changed for this many steps (0: run all --steps).")
 @click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
               help="steered, implicit stores: descend again with more data per step when the recall ends on no stored mask.")
+@click.option("--force", is_flag=True, default=False,
+              help="Recover even if the store records another run's weights (it warns instead of refusing).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar.")
 @seed_option
 @device_option
 @json_option
 def recover(run_dir, store_path, method, steps, batch_size, gamma, lr, momentum, weight_decay, schedule, step_size,
-            recall_steps, patience, retries, progress, seed, device, json_path):
+            recall_steps, patience, retries, force, progress, seed, device, json_path):
     """Recover every task's masks of RUN_DIR from the store alone (no task ids, no labels), then score them."""
-    if method == "reference":
-        config = RecoveryConfig(steps=steps, lr=lr, momentum=momentum, weight_decay=weight_decay, gamma=gamma, schedule=schedule)
-    else:
-        config = SteerConfig(steps=steps, step_size=step_size, recall_steps=recall_steps, patience=patience or None,
-                             retries=retries)
-    with user_errors():
+    try:
+        if method == "reference":
+            config = RecoveryConfig(steps=steps, lr=lr, momentum=momentum, weight_decay=weight_decay, gamma=gamma,
+                                    schedule=schedule)
+        else:
+            config = SteerConfig(steps=steps, step_size=step_size, recall_steps=recall_steps,
+                                 patience=patience or None, retries=retries)
+    except ValueError as err:  # values the option types let through: still a misuse of the options
+        raise click.UsageError(str(err)) from err
+    with user_errors(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
         run = RunDirectory.open(run_dir)
         target = resolve_device(device)
         memory = load_memory(store_path, device=target)
         report = recover_run(run, memory, method=method, config=config, batch_size=batch_size, seed=seed, device=target,
-                             true_masks=read_true_masks(run, memory.count), progress=progress)
+                             true_masks=read_true_masks(run, memory.count), progress=progress, force=force)
+    for warning in caught:
+        click.echo(f"warning: {warning.message}", err=True)
     click.echo(format_recovery(report))
     if json_path:
         write_json(json_path, report.to_json())

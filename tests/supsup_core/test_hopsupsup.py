@@ -77,7 +77,7 @@ def test_retry_configs_and_bad_retry_counts():
     assert SteerConfig().retry(1) == (SteerConfig(steps=60, step_size=0.1), 4)
     config, merge = SteerConfig().retry(2)
     assert (config.steps, merge) == (90, 8) and config.step_size == pytest.approx(0.05)
-    with pytest.raises(ValueError, match="retries must be >= 0"):
+    with pytest.raises(ValueError, match="retries must be an integer >= 0"):
         SteerConfig(retries=-1)
     with pytest.raises(ValueError, match="attempt counts retries from 1"):
         SteerConfig().retry(0)
@@ -90,3 +90,49 @@ def test_a_finite_batch_iterator_that_runs_out_ends_the_retries_cleanly(model, m
     batches = [torch.randn(8, 64) for _ in range(5)]  # the first descent takes one, the first retry the other 4
     found = recover_task(model, memory, batches, real_outputs=10, method="steered")
     assert found.attempts == 2 and [size for _, size in calls] == [8, 32]  # the second retry found no batches
+
+
+def _digits(n):
+    from supsup_core.streams import TaskData
+
+    return TaskData(torch.randn(n, 64), torch.zeros(n, dtype=torch.long))
+
+
+@pytest.mark.parametrize("batch_size", [-5, 0, 2.5])
+def test_recovery_batches_refuse_a_batch_size_below_one(batch_size):
+    # -5 looped forever, 0 failed inside range()
+    with pytest.raises(ValueError, match="batch_size must be"):
+        next(hopsupsup.recovery_batches(_digits(10), batch_size=batch_size, generator=torch.Generator()))
+
+
+def test_recovery_batches_refuse_empty_data():
+    with pytest.raises(ValueError, match="data holds no images"):
+        next(hopsupsup.recovery_batches(_digits(0), batch_size=4, generator=torch.Generator()))
+
+
+@pytest.mark.parametrize("real_outputs, message", [(0, "real_outputs must be >= 1"), (11, "the model has 10 outputs, fewer than the 11")])
+def test_recover_task_checks_real_outputs_against_the_model(model, real_outputs, message):
+    memory, _ = _memory(model, "implicit")
+    with pytest.raises(ValueError, match=message):
+        recover_task(model, memory, _batches(), real_outputs=real_outputs, config=SteerConfig(steps=2))
+
+
+def test_the_default_method_is_the_steered_one(model, monkeypatch):
+    memory, patterns = _memory(model, "implicit")
+    calls = _scripted_steer(monkeypatch, [patterns[0]])
+    recover_task(model, memory, _batches(), real_outputs=10)
+    assert len(calls) == 1 and isinstance(calls[0][0], SteerConfig)
+
+
+def test_the_recovery_plot_is_written_atomically_and_touches_nothing_beside_it(tmp_path):
+    from supsup_core.recovery_plot import plot_recovery
+    from supsup_core.recovery_report import RunRecovery
+
+    row = {"task_id": 0, "entropy_per_step": [1.0, 0.5], "energy_per_step": [-3.0, -4.0], "bit_errors_per_step": [5, 0]}
+    report = RunRecovery("steered", [row], 1.0, 1.0, 1, 0.1, 100, 10)
+    beside = tmp_path / ".recovery.png.tmp"  # the fixed temp name the plot used to write and rename away
+    beside.write_text("someone else's file")
+    path = plot_recovery(report, tmp_path / "recovery.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert beside.read_text() == "someone else's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".recovery.png.tmp", "recovery.png"]

@@ -36,3 +36,9 @@ def test_demo_rerun_replaces_its_own_earlier_output(tmp_path):
         result = CliRunner().invoke(main, args, catch_exceptions=False)
         assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "demo" / "recovery.json").read_text())["num_tasks"] == 1
+
+
+def test_demo_refuses_non_finite_epochs(tmp_path):
+    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "demo"), "--epochs", "nan", "--no-progress"])
+    assert result.exit_code == 2 and "not a finite number" in result.output
+    assert not (tmp_path / "demo").exists()

@@ -25,6 +25,9 @@ def trained(tmp_path_factory):
     for width in (2048, 32):
         result = _invoke(*TRAIN, "--width", width, "--out", root / f"w{width}")
         assert result.exit_code == 0, result.output
+    # the same architecture as w32 with other random weights: its masks do not fit w32's weights
+    result = _invoke(*TRAIN, "--width", 32, "--seed", 1, "--out", root / "w32_seed1")
+    assert result.exit_code == 0, result.output
     return root
 
 
@@ -92,7 +95,8 @@ def test_corrupted_store_is_refused(run, tmp_path):
     store.write_bytes(bytes(data))
     before = _digest(run)
     result = _invoke("recover", run, "--store", store, "--no-progress")
-    assert result.exit_code != 0 and "store" in result.output.lower()
+    assert result.exit_code == 1 and "store" in result.output.lower()
+    assert "Try" not in result.output  # a damaged file is not a misuse of the options
     assert _digest(run) == before
 
 
@@ -107,3 +111,111 @@ def test_encoding_a_run_without_masks_says_so_and_writes_nothing(run, tmp_path):
 def test_encode_refuses_a_folder_that_is_not_a_run(tmp_path):
     result = _invoke("encode", tmp_path, "--rule", "hebbian", "--out", tmp_path / "s.safetensors")
     assert result.exit_code != 0 and "not a run directory" in result.output
+
+
+@pytest.fixture
+def small(trained, tmp_path):
+    return Path(shutil.copytree(trained / "w32", tmp_path / "small"))
+
+
+@pytest.mark.parametrize("inside", ["config.json", "weights.safetensors", "results.json", "masks/new.safetensors",
+                                    "masks/task_000.safetensors", "scores/x.store", ".lock"])
+def test_encode_never_writes_over_the_run(small, inside):
+    # `--out R/config.json` used to replace the run's config with a store: the run was lost
+    (small / "scores").mkdir(exist_ok=True)  # a run trained with --save-scores has it
+    before = _digest(small)
+    result = _invoke("encode", small, "--out", small / inside)
+    assert result.exit_code == 1, result.output
+    assert "inside the run" in result.output and "overwrite the run" in result.output
+    assert _digest(small) == before
+
+
+def test_encode_may_write_a_new_name_inside_the_run_and_replaces_only_stores(small, tmp_path):
+    result = _invoke("encode", small, "--out", small / "hopfield.store")
+    assert result.exit_code == 0, result.output
+    assert _invoke("encode", small, "--rule", "hebbian", "--out", small / "hopfield.store").exit_code == 0  # a store: replaced
+    (tmp_path / "notes.txt").write_text("mine")
+    result = _invoke("encode", small, "--out", tmp_path / "notes.txt")
+    assert result.exit_code == 1 and "not a Hopfield store" in result.output
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    result = _invoke("encode", small, "--out", tmp_path / "missing" / "s.store")
+    assert result.exit_code == 2 and not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize("deleted", [1, 2])
+def test_encode_refuses_a_run_with_a_missing_task_file(small, tmp_path, deleted):
+    # it stored tasks 0, 2 as 0, 1 (or dropped the last task) and recovery scored the wrong tasks
+    (small / "masks" / f"task_{deleted:03d}.safetensors").unlink()
+    result = _invoke("encode", small, "--out", tmp_path / "s.store")
+    assert result.exit_code == 1, result.output
+    assert f"task(s) [{deleted}]" in result.output and "Delete nothing; rerun `supsup train`" in result.output
+    assert not (tmp_path / "s.store").exists()
+
+
+def test_auto_builds_an_implicit_store_where_dense_is_over_max_memory_and_dense_is_refused(run, tmp_path):
+    result = _invoke("encode", run, "--max-memory", "100M", "--out", tmp_path / "s.store")
+    assert result.exit_code == 0, result.output
+    assert "implicit backend" in result.output
+    result = _invoke("encode", run, "--backend", "dense", "--max-memory", "100M", "--out", tmp_path / "d.store")
+    assert result.exit_code == 1 and not (tmp_path / "d.store").exists()
+    need = 4096 * 4096 * (4 + 16) + 4096 * 8  # Ψ and the pseudo-inverse's two float64 work matrices
+    assert f"needs {need:,} bytes" in result.output and "over the limit of 104,857,600 bytes" in result.output
+    assert "--backend implicit" in result.output
+
+
+def test_a_store_of_another_run_with_the_same_layers_is_refused_unless_forced(small, trained, tmp_path):
+    store = tmp_path / "s.store"
+    assert _invoke("encode", trained / "w32_seed1", "--out", store).exit_code == 0
+    result = _invoke("recover", small, "--store", store, "--no-progress", "--json", tmp_path / "r.json")
+    assert result.exit_code == 1 and "another run" in result.output and "--force" in result.output
+    assert not (tmp_path / "r.json").exists()
+    result = _invoke("recover", small, "--store", store, "--no-progress", "--force", "--steps", "3")
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.output and "recovering anyway (forced)" in result.output
+
+
+def test_a_store_with_no_recorded_run_is_accepted_with_a_warning(small, tmp_path):
+    from hopfield_masks import load_memory, load_store, save_store
+
+    store = tmp_path / "s.store"
+    assert _invoke("encode", small, "--out", store).exit_code == 0
+    assert load_memory(store).run_digest is not None
+    tensors, header = load_store(store)
+    older = {k: v for k, v in header.items() if k not in ("format", "format_version", "checksum", "run_weights_sha256")}
+    save_store(tmp_path / "old.store", tensors, older)
+    result = _invoke("recover", small, "--store", tmp_path / "old.store", "--no-progress", "--steps", "3")
+    assert result.exit_code == 0, result.output
+    assert "warning: the store records no run identity" in result.output
+
+
+def test_recover_defaults_to_the_steered_method(small, tmp_path):
+    store = tmp_path / "s.store"
+    assert _invoke("encode", small, "--out", store).exit_code == 0
+    result = _invoke("recover", small, "--store", store, "--no-progress", "--json", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "r.json").read_text())["method"] == "steered"
+
+
+@pytest.mark.parametrize("option, value", [("--lr", "nan"), ("--lr", "inf"), ("--gamma", "nan"), ("--momentum", "nan"),
+                                           ("--weight-decay", "inf"), ("--step-size", "nan")])
+def test_recover_refuses_nan_and_inf(small, tmp_path, option, value):
+    # --lr nan gave 0/5 silently; --step-size nan ended in a traceback
+    (tmp_path / "none.store").write_text("options are checked before any file is read")
+    result = _invoke("recover", small, "--store", tmp_path / "none.store", option, value, "--no-progress")
+    assert result.exit_code == 2 and "not a finite number" in result.output, result.output
+
+
+@pytest.mark.parametrize("store", ["fifo", "/dev/null"])
+def test_recover_names_a_store_that_is_not_a_regular_file(small, tmp_path, store):
+    import os
+
+    if store == "fifo":
+        store = tmp_path / "fifo"
+        os.mkfifo(store)
+    result = _invoke("recover", small, "--store", store, "--no-progress")
+    assert result.exit_code == 1 and "not a regular file" in result.output and "not found" not in result.output
+
+
+def test_recover_json_into_a_missing_folder_is_refused(small, tmp_path):
+    result = _invoke("recover", small, "--store", tmp_path, "--no-progress", "--json", tmp_path / "no" / "r.json")
+    assert result.exit_code == 2 and not (tmp_path / "no").exists()
