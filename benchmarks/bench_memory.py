@@ -52,18 +52,18 @@ def throughput(dim: int, count: int, probes: int, repeats: int) -> None:
     print(f"\n== throughput: d = {dim}, K = {count} stored, n = {probes} probes, torch threads = {torch.get_num_threads()}")
     print(f"{'operation':44s} {'memory s':>10s} {'matmul s':>10s} {'ratio':>7s}  reference matmul")
     rows = [
-        ("store K, dense hebbian", lambda: make_memory("hebbian", dim).store(patterns),
+        ("store K, dense hebbian", lambda: make_memory("hebbian", dim, "dense").store(patterns),
          lambda: patterns.T @ patterns, "(d,K)@(K,d)"),
-        ("store K, dense storkey (sequential)", lambda: make_memory("storkey", dim).store(patterns),
+        ("store K, dense storkey (sequential)", lambda: make_memory("storkey", dim, "dense").store(patterns),
          lambda: patterns.T @ patterns, "(d,K)@(K,d)"),
-        ("store K, dense pseudoinverse", lambda: make_memory("pseudoinverse", dim).store(patterns),
+        ("store K, dense pseudoinverse", lambda: make_memory("pseudoinverse", dim, "dense").store(patterns),
          lambda: patterns.T @ patterns, "(d,K)@(K,d)"),
         ("store K, implicit hebbian", lambda: make_memory("hebbian", dim, "implicit").store(patterns),
          lambda: patterns @ patterns.T, "(K,d)@(d,K)"),
         ("store K, implicit storkey_reference", lambda: make_memory("storkey_reference", dim, "implicit").store(patterns),
          lambda: patterns @ patterns.T, "(K,d)@(d,K)"),
     ]
-    dense = make_memory("hebbian", dim).store(patterns)
+    dense = make_memory("hebbian", dim, "dense").store(patterns)
     implicit = make_memory("storkey_reference", dim, "implicit").store(patterns)
     modern = make_memory("modern", dim, "implicit").store(patterns)
     rows += [
