@@ -12,6 +12,12 @@ Two ways to get ``∂obj/∂α`` give the same numbers:
 - naive (:func:`alpha_gradient_naive`): the K float masks stacked, α a leaf, autograd through
   ``Σ_i α_i M_i``. Memory: K·d·4 bytes. Kept as the reference the packed path is tested against.
 
+Ties go to the lower position in ``candidates`` in both procedures. On the packed path identical masks
+get bitwise identical ``∂obj/∂α`` on every CPU (the products are exact sums, see
+:func:`supsup_core.packed_masks.packed_inner_products`), so of two copies of a mask the earlier one wins.
+The naive reference makes no such promise: BLAS may sum identical rows in different orders, a few ulps
+apart.
+
 Either leaves the model's masked layers in "mask" or "superposition" mode; call
 :func:`supsup_core.modes.set_task` before using it for a task again.
 """
@@ -147,9 +153,24 @@ def alpha_gradient(model: nn.Module, x: Tensor, masks: Masks, candidates: Sequen
     return alpha_gradient_naive(model, x, masks, ids, objective)
 
 
+def _check_scores(scores: Tensor) -> None:
+    if bool(torch.isnan(scores).any()):
+        raise ValueError(
+            f"the task scores −∂obj/∂α are NaN for {int(torch.isnan(scores).sum())} of {scores.numel()} candidates: "
+            "the objective is not a number on these inputs. Check x for NaN or inf values."
+        )
+
+
+def _first_best(scores: Tensor) -> int:
+    """Position of the largest score, the lowest one among equals (on the CPU ``torch.argmax`` returns the
+    first maximum; this does not depend on it)."""
+    _check_scores(scores)
+    return int(torch.nonzero(scores == scores.max())[0])
+
+
 def infer_task_oneshot(model: nn.Module, x: Tensor, masks: Masks, objective: ObjectiveFn,
                        candidates: Sequence[int] | Tensor | None = None) -> TaskInference:
-    """One-shot inference: ``argmax_i(−∂obj/∂α_i)`` over the candidates (the learned tasks only).
+    """One-shot inference: ``argmax_i(−∂obj/∂α_i)`` over the candidates (ties: lower position).
 
     Parameters
     ----------
@@ -159,7 +180,8 @@ def infer_task_oneshot(model: nn.Module, x: Tensor, masks: Masks, objective: Obj
     masks : PackedMasks or dict of str to Tensor of shape (K, *mask_shape)
     objective : callable, logits -> scalar (e.g. :class:`supsup_core.objectives.Objective`)
     candidates : sequence of int, optional
-        Task ids to choose among; default every stored task. Never include unlearned masks.
+        Task ids to choose among (the learned tasks only); default every stored task. Never include
+        unlearned masks.
 
     Returns
     -------
@@ -167,7 +189,7 @@ def infer_task_oneshot(model: nn.Module, x: Tensor, masks: Masks, objective: Obj
     """
     result = alpha_gradient(model, x, masks, candidates, objective)
     scores = -result.gradient
-    best = int(torch.argmax(scores))
+    best = _first_best(scores.cpu())
     return TaskInference(int(result.candidates[best]), 1, result.candidates, scores)
 
 
@@ -188,7 +210,10 @@ def infer_task_binary(model: nn.Module, x: Tensor, masks: Masks, objective: Obje
     while remaining.numel() > 1:
         result = alpha_gradient(model, x, masks, remaining, objective)
         last, scores = remaining, -result.gradient.cpu()
+        _check_scores(scores)
         keep = math.ceil(remaining.numel() / 2)
+        # A stable sort keeps equal scores in candidate order, so ties keep the lower position (topk promises
+        # no order among equals).
         order = torch.sort(scores, descending=True, stable=True).indices[:keep]
         remaining = remaining[torch.sort(order).values]  # keep candidates in their original order
         rounds += 1

@@ -10,6 +10,16 @@ Both are computed from the packed bytes, chunk by chunk, never unpacking the K×
 is K·d/8 bytes for the masks plus a bounded chunk. The inner products use a per-byte lookup table
 ``T[c, v] = Σ_b g[8c + b] · bit_b(v)`` (v = 0..255), so ``⟨g, M_i⟩ = Σ_c T[c, packed[i, c]]`` is one
 gather-sum per byte instead of eight multiply-adds per bit.
+
+The inner products are exact sums, so identical masks get bitwise identical products on every CPU and
+GPU, whatever their rows: g is first rounded to a fixed-point grid, ``q = round(g · 2^e)`` held in float64,
+with ``e`` chosen so that ``Σ_j |q_j| ≤ 2^53``. Every partial sum of any subset of the ``q_j`` is then an
+integer that float64 represents exactly, so no addition rounds and the order in which a BLAS kernel, a
+gather-sum or a GPU reduction adds them (which may depend on a row's position or alignment) cannot
+matter. The one rounding is g's to the grid: at most ``2^-e-1 ≤ Σ|g| · 2^-52`` per entry, so at most
+``d · Σ|g| · 2^-52`` in all, 2^28 times below the bound of a float32 sum (``d · Σ|g| · 2^-24``). Products
+cost float64 memory traffic: about 1.3-2x the time of the float32 kernels they replace (measured on a
+2-core CPU, benchmarks/bench_inference.py).
 """
 from __future__ import annotations
 
@@ -32,20 +42,24 @@ _CHUNK_ELEMENTS = 1 << 22
 _GATHER_ELEMENTS = 1 << 17
 # From this many rows on, the per-byte table beats unpacking (measured on a 2-core CPU).
 _TABLE_MIN_ROWS = 64
+# Σ_j |g_j| · 2^e stays below 2^_EXACT_BITS; rounding each of the d entries adds at most d / 2, so every
+# partial sum stays below 2^53 (exact in float64) for any d < 2^52.
+_EXACT_BITS = 52
 # One bit per byte lane of an int64 word; the lane order of .view() below assumes a little-endian machine.
 _LANES = 0x0101010101010101
 assert sys.byteorder == "little", "packed_column_counts reads bytes as little-endian int64 words"
 
 
-_BYTE_BITS: dict[torch.device, Tensor] = {}
+_BYTE_BITS: dict[tuple[torch.device, torch.dtype], Tensor] = {}
 
 
-def _byte_bits(device: torch.device) -> Tensor:
-    """(256, 8) float table: entry [v, b] is unit b of byte value v in pack_bits' bit order (cached per device)."""
-    if device not in _BYTE_BITS:
+def _byte_bits(device: torch.device, dtype: torch.dtype = torch.float32) -> Tensor:
+    """(256, 8) table: entry [v, b] is unit b of byte value v in pack_bits' bit order (cached per device, dtype)."""
+    key = (torch.device(device), dtype)
+    if key not in _BYTE_BITS:
         values = torch.arange(256, dtype=torch.uint8, device=device).view(256, 1)
-        _BYTE_BITS[device] = unpack_bits(values, 8).to(torch.float32)
-    return _BYTE_BITS[device]
+        _BYTE_BITS[key] = unpack_bits(values, 8).to(dtype)
+    return _BYTE_BITS[key]
 
 
 def _bit_shifts() -> list[int]:
@@ -65,8 +79,79 @@ def _rows(packed: Tensor, rows: Tensor | None) -> Tensor:
     return packed.index_select(0, rows.to(packed.device))
 
 
+def _fixed_point(values: Tensor) -> tuple[Tensor, int]:
+    """``(q, e)``: float ``values`` rounded to integers ``q = round(values · 2^e)`` held in float64, ``Σ|q| ≤ 2^53``.
+
+    Non-finite values come back unscaled (``e = 0``): their products are NaN or ±inf whatever the order.
+    """
+    values = values.float()
+    total = float(values.abs().sum(dtype=torch.float64))
+    if total == 0.0 or not math.isfinite(total):
+        return values.double(), 0
+    exponent = _EXACT_BITS - math.frexp(total)[1]  # total < 2^frexp, so total · 2^exponent < 2^52
+    # Scaling by powers of two is exact in float32 (no entry overflows: each is below 2^52); two factors
+    # keep each one inside float32's range. A float32 of 2^23 or more is already an integer, a smaller one
+    # rounds to an integer below 2^24, so rounding in float32 is exact too (and half the memory traffic).
+    half = exponent // 2
+    scaled = values * 2.0**half
+    scaled *= 2.0 ** (exponent - half)
+    return scaled.round_().double(), exponent
+
+
+def _integer_products(block: Tensor, grid: Tensor) -> Tensor:
+    """``Σ_j grid[j] · M_i[j]`` for each row of ``block`` (R, width), float64; exact when ``grid`` holds
+    integers with ``Σ|grid| ≤ 2^53`` (every partial sum is then representable, so no addition rounds)."""
+    num_rows, width = block.shape
+    out = torch.zeros(num_rows, dtype=torch.float64, device=grid.device)
+    if num_rows < _TABLE_MIN_ROWS:
+        # Few rows: unpacking (one 8-entry table row per byte) then a matrix-vector product is cheaper
+        # than building the 256-entry table per byte.
+        bits_of = _byte_bits(grid.device, torch.float64)
+        step = max(64, _GATHER_ELEMENTS * 4 // (8 * num_rows))  # (R, 8·step) float64: 4 MB (measured)
+        for lo in range(0, width, step):
+            hi = min(width, lo + step)
+            bits = F.embedding(block[:, lo:hi].contiguous().to(torch.int32), bits_of).view(num_rows, -1)  # (R, 8c)
+            out += bits @ grid[8 * lo : 8 * hi]
+        return out
+    grouped = grid.view(width, 8)
+    byte_bits = _byte_bits(grid.device, torch.float64)
+    low_t, high_t = byte_bits[:16].t(), byte_bits[::16].t()  # (8, 16): the bits of v & 15 and of v & 240
+    # Chunks of c bytes: a (c, 256) table and (R, c) indices stay in cache (measured fastest near R·c = 2^17).
+    step = max(64, _GATHER_ELEMENTS // num_rows)
+    offsets = torch.arange(0, 256 * min(step, width), 256, dtype=torch.int32, device=grid.device)
+    for lo in range(0, width, step):
+        hi = min(width, lo + step)
+        # T[c, v] at 256·c + v, as the sum of two 16-entry nibble tables (8x fewer flops than (c, 8) @ (8, 256))
+        part = grouped[lo:hi]
+        table = ((part @ high_t).unsqueeze(2) + (part @ low_t).unsqueeze(1)).view(-1)
+        index = block[:, lo:hi].contiguous().to(torch.int32)  # contiguous first: converting strided bytes is slow
+        index += offsets[: hi - lo]
+        out += table.index_select(0, index.view(-1)).view(num_rows, hi - lo).sum(1)
+    return out
+
+
+def _exact_inner_products(packed: Tensor, vector: Tensor, rows: Tensor | None) -> Tensor:
+    """:func:`packed_inner_products` in float64, before the final rounding to float32."""
+    block = _rows(packed, rows)
+    num_rows, width = block.shape
+    d = vector.numel()
+    if width != math.ceil(d / 8):
+        raise ValueError(
+            f"packed masks of width {width} bytes hold ceil(d / 8) bytes per row, so vector must have {8 * width - 7}..{8 * width} "
+            f"entries; got {d}. Pass the vector of the layer these masks belong to."
+        )
+    if num_rows == 0:
+        return torch.zeros(0, dtype=torch.float64, device=vector.device)
+    grid, exponent = _fixed_point(F.pad(vector.detach().reshape(-1).float(), (0, 8 * width - d)))
+    return _integer_products(block, grid) * 2.0**-exponent  # exact: an integer below 2^53 times a power of two
+
+
 def packed_inner_products(packed: Tensor, vector: Tensor, rows: Tensor | None = None) -> Tensor:
-    """Inner products ``⟨vector, M_i⟩`` of one float vector with packed binary masks.
+    """Inner products ``⟨vector, M_i⟩`` of one float vector with packed binary masks, identical rows tying exactly.
+
+    The vector is rounded once to a fixed-point grid fine enough that every sum is exact (see the module
+    docstring), so the result does not depend on a row's position, the kernel, the thread count or the
+    CPU: identical rows of ``packed`` always get bitwise identical products.
 
     Parameters
     ----------
@@ -81,40 +166,7 @@ def packed_inner_products(packed: Tensor, vector: Tensor, rows: Tensor | None = 
     -------
     Tensor of shape (R,), float32: ``Σ_j vector[j] · M_i[j]`` for each selected row.
     """
-    block = _rows(packed, rows)
-    num_rows, width = block.shape
-    d = vector.numel()
-    if width != math.ceil(d / 8):
-        raise ValueError(
-            f"packed masks of width {width} bytes hold ceil(d / 8) bytes per row, so vector must have {8 * width - 7}..{8 * width} "
-            f"entries; got {d}. Pass the vector of the layer these masks belong to."
-        )
-    flat = F.pad(vector.detach().reshape(-1).float(), (0, 8 * width - d))
-    out = torch.zeros(num_rows, dtype=torch.float64, device=vector.device)
-    if num_rows == 0:
-        return out.float()
-    if num_rows < _TABLE_MIN_ROWS:
-        # Few rows: unpacking (one 8-float table row per byte) then a matrix-vector product is cheaper
-        # than building the 256-entry table per byte.
-        bits_of = _byte_bits(vector.device)
-        step = max(64, _GATHER_ELEMENTS * 4 // (8 * num_rows))
-        for lo in range(0, width, step):
-            hi = min(width, lo + step)
-            bits = F.embedding(block[:, lo:hi].contiguous().to(torch.int32), bits_of).view(num_rows, -1)  # (R, 8c)
-            out += bits @ flat[8 * lo : 8 * hi]
-        return out.float()
-    grouped = flat.view(width, 8)
-    table_t = _byte_bits(vector.device).t()  # (8, 256)
-    # Chunks of c bytes: a (c, 256) table and (R, c) indices stay in cache (measured fastest near R·c = 2^17).
-    step = max(64, _GATHER_ELEMENTS // num_rows)
-    offsets = torch.arange(0, 256 * min(step, width), 256, dtype=torch.int32, device=vector.device)
-    for lo in range(0, width, step):
-        hi = min(width, lo + step)
-        table = (grouped[lo:hi] @ table_t).view(-1)  # T[c, v] at 256·c + v
-        index = block[:, lo:hi].contiguous().to(torch.int32)  # contiguous first: converting strided bytes is slow
-        index += offsets[: hi - lo]
-        out += table.index_select(0, index.view(-1)).view(num_rows, hi - lo).sum(1)
-    return out.float()
+    return _exact_inner_products(packed, vector, rows).float()
 
 
 def packed_column_counts(packed: Tensor, d: int, rows: Tensor | None = None) -> Tensor:
@@ -300,14 +352,17 @@ class PackedMasks:
 
         Returns
         -------
-        Tensor of shape (C,), float32, in the order of ``candidates``.
+        Tensor of shape (C,), float32, in the order of ``candidates``; bitwise equal for identical masks
+        (see :func:`packed_inner_products`).
         """
         rows = self._candidates(candidates)
+        # float64 per layer, rounded to float32 once: the same elementwise additions for every row, so
+        # identical masks still tie exactly.
         total = None
         for name, matrix in self._packed.items():
-            part = packed_inner_products(matrix, vectors[name].reshape(-1), rows.to(matrix.device))
+            part = _exact_inner_products(matrix, vectors[name].reshape(-1), rows.to(matrix.device))
             total = part if total is None else total + part
-        return total
+        return total.float()
 
     # ---------------------------------------------------------------- helpers
     def _check_task(self, task_id: int) -> None:

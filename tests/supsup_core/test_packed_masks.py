@@ -133,3 +133,64 @@ def test_bad_candidates_are_errors(model):
         packed.inner_products({}, [1, 1])
     with pytest.raises(ValueError, match="out of range"):
         packed.task_masks(7)
+
+
+def _rows_with_copies(seed: int, k: int, d: int, copies: list[int]) -> torch.Tensor:
+    """(k, d) random bits whose rows at ``copies`` all hold one and the same mask."""
+    bits = _random_bits(seed, k, d)
+    bits[copies] = bits[copies[0]].clone()
+    return bits
+
+
+@pytest.mark.parametrize("k", [2, 5, 70, 130])  # both kernels (unpacking below 64 rows, the byte table from 64)
+@pytest.mark.parametrize("d", [1, 7, 80, 1000, 4096, 20001])
+def test_identical_rows_get_bitwise_identical_products(k, d):
+    # Where a row sits (its position, its alignment, which BLAS block it falls in) must not change its sum.
+    copies = sorted({0, 1, k // 2, k - 1})
+    packed = pack_bits(_rows_with_copies(d + k, k, d, copies))
+    vector = torch.from_numpy(np.random.default_rng(d).standard_normal(d)).float()
+    products = packed_inner_products(packed, vector)
+    assert len(set(products[copies].tolist())) == 1, products[copies].tolist()
+    # ... nor which rows are selected, nor in which order
+    reordered = packed_inner_products(packed, vector, torch.tensor(copies[::-1] + [k // 3]))
+    assert torch.equal(reordered[: len(copies)], products[copies[::-1]])
+
+
+@settings(derandomize=True, deadline=None, max_examples=25)
+@given(seed=st.integers(0, 2**31 - 1), k=st.integers(2, 100), d=st.integers(1, 3000), scale=st.integers(-30, 30))
+def test_identical_rows_tie_exactly_and_products_stay_accurate(seed, k, d, scale):
+    # Entries spanning many binades (the hard case for an exact sum), scaled anywhere in float32's range.
+    rng = np.random.default_rng(seed)
+    copies = sorted(rng.choice(k, size=2, replace=False).tolist())
+    bits = _rows_with_copies(seed, k, d, copies)
+    vector = torch.from_numpy(rng.standard_normal(d) * 10.0 ** rng.uniform(-6, 6, d) * 10.0**scale).float()
+    got = packed_inner_products(pack_bits(bits), vector)
+    assert got[copies[0]].item() == got[copies[1]].item()
+    # As accurate as one float32 rounding of the exactly rounded sum, plus the fixed-point grid (2^-52 of Σ|g| per entry).
+    values = vector.double().numpy()
+    total = float(np.abs(values).sum())
+    for i in range(k):
+        exact = math.fsum(values[bits[i].numpy().astype(bool)])
+        assert abs(got[i].item() - exact) <= abs(exact) * 2.0**-23 + d * total * 2.0**-52 + 1e-45
+
+
+def test_inner_products_of_identical_tasks_tie_over_several_layers():
+    shapes = {"a": (33, 7), "b": (5, 3, 3), "c": (1000,)}
+    one = PackedMasks.random(shapes, 3, generator=torch.Generator().manual_seed(0))
+    # task order 0, 1, 0, 2, 0: three copies of task 0 at positions 0, 2 and 4
+    packed = PackedMasks(packed={n: one.packed(n)[[0, 1, 0, 2, 0]] for n in one.names}, shapes=shapes)
+    vectors = {name: torch.randn(shape, generator=torch.Generator().manual_seed(2)) for name, shape in shapes.items()}
+    products = packed.inner_products(vectors, [4, 3, 2, 1, 0])
+    assert products[0].item() == products[2].item() == products[4].item()
+
+
+@pytest.mark.parametrize("k", [3, 70])
+def test_a_non_finite_vector_never_gives_finite_products(k):
+    # no fixed-point grid exists for NaN or inf: they must show, not be rounded into finite numbers
+    packed = pack_bits(_random_bits(0, k, 20))
+    packed[0] = 255
+    for bad in (float("nan"), float("inf")):
+        vector = torch.ones(20)
+        vector[3] = bad
+        got = packed_inner_products(packed, vector)
+        assert not torch.isfinite(got[0]) and not torch.isfinite(got).all()
