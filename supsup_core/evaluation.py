@@ -4,11 +4,12 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+from tqdm.auto import tqdm
 
 from supsup_core.continual import check_compatible
 from supsup_core.runs import RunDirectory
 from supsup_core.streams import TaskStream, build_stream
-from supsup_core.training import evaluate_tasks
+from supsup_core.training import evaluate_task
 
 __all__ = ["EvaluationResult", "evaluate_gg"]
 
@@ -20,7 +21,8 @@ class EvaluationResult(NamedTuple):
     average_accuracy: float
 
 
-def evaluate_gg(run: RunDirectory, *, device: torch.device | str = "cpu", stream: TaskStream | None = None) -> EvaluationResult:
+def evaluate_gg(run: RunDirectory, *, device: torch.device | str = "cpu", stream: TaskStream | None = None,
+                progress: bool = False) -> EvaluationResult:
     """Test accuracy of every task with a mask file, the task id given (GG).
 
     Parameters
@@ -29,6 +31,8 @@ def evaluate_gg(run: RunDirectory, *, device: torch.device | str = "cpu", stream
     device : torch.device or str
     stream : TaskStream, optional
         Default: rebuilt from the run's stream config (same data, split and permutations).
+    progress : bool
+        Show a tqdm bar over tasks.
     """
     if run.read_results().get("scenario") == "NN":
         raise ValueError(f"{run.path} is an NN run: its masks were allocated without task ids, so GG does not apply. Use --scenario GNs or GNu.")
@@ -38,5 +42,7 @@ def evaluate_gg(run: RunDirectory, *, device: torch.device | str = "cpu", stream
     num_tasks = len(run.saved_tasks())
     if num_tasks == 0:
         raise ValueError(f"run {run.path} has no trained task yet; run `supsup train` with --out {run.path} first.")
-    accuracies = evaluate_tasks(model, stream, range(num_tasks), batch_size=run.config.train.eval_batch_size)
+    batch_size = run.config.train.eval_batch_size
+    accuracies = [evaluate_task(model, t, stream, batch_size=batch_size)
+                  for t in tqdm(range(num_tasks), desc="GG", disable=not progress, leave=False)]
     return EvaluationResult(accuracies, sum(accuracies) / len(accuracies))

@@ -186,6 +186,24 @@ def evaluate_gn(model: nn.Module, masks: PackedMasks, tasks: Sequence[TaskData],
     )
 
 
+def _nn_mask_of_task(run: RunDirectory, results: dict, num_tasks: int) -> list[int]:
+    """The ``mask_of_task`` an NN run's results.json records, checked (one mask id per task of the stream)."""
+    if "mask_of_task" not in results:
+        raise ValueError(
+            f"{run.path} is an NN run that stopped before it finished: its results.json has no mask_of_task (the mask "
+            "each task trained most), so its masks cannot be matched to the tasks. NN runs are not resumable; run the "
+            "same `supsup train --scenario NN` command again with a new --out directory."
+        )
+    mask_of_task = results["mask_of_task"]
+    if (not isinstance(mask_of_task, list) or len(mask_of_task) != num_tasks
+            or any(isinstance(m, bool) or not isinstance(m, int) for m in mask_of_task)):
+        raise ValueError(
+            f"{run.results_path}: mask_of_task must be a list of {num_tasks} mask ids, one per task of the stream; got "
+            f"{mask_of_task!r}. The file is damaged; train the NN run again into a new --out directory."
+        )
+    return mask_of_task
+
+
 def evaluate_run_gn(run: RunDirectory, config: GNConfig, *, device: torch.device | str = "cpu",
                     stream: TaskStream | None = None, progress: bool = False) -> GNResult:
     """:func:`evaluate_gn` on a run directory: every task with a mask file, packed, on the run's test sets.
@@ -211,7 +229,7 @@ def evaluate_run_gn(run: RunDirectory, config: GNConfig, *, device: torch.device
     stream = stream if stream is not None else build_stream(run.config.stream, device)
     results = run.read_results()
     # An NN run's masks were allocated without task ids: every task of the stream, each with the mask it trained most.
-    mask_of_task = results["mask_of_task"] if results.get("scenario") == "NN" else None
+    mask_of_task = _nn_mask_of_task(run, results, stream.num_tasks) if results.get("scenario") == "NN" else None
     task_ids = range(stream.num_tasks) if mask_of_task is not None else saved
     if mask_of_task is None and len(saved) > stream.num_tasks:
         raise ValueError(f"the run holds {len(saved)} tasks but its stream has {stream.num_tasks}; the run directory is inconsistent.")

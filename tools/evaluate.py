@@ -6,34 +6,62 @@ from pathlib import Path
 import click
 
 from hopfield_masks.io import write_json
+from supsup_core.checks import check_output_size
 from supsup_core.evaluation import evaluate_gg
 from supsup_core.gn_evaluation import GNConfig, evaluate_run_gn
 from supsup_core.inference import INFERENCE
 from supsup_core.objectives import OBJECTIVES
 from supsup_core.runs import RunDirectory
 from supsup_core.streams import build_stream
-from tools.options import device_option, json_option, resolve_device
+from tools.options import device_option, json_option, resolve_device, user_errors
 
 SCENARIOS = ("GG", "GNs", "GNu")
+# Options that only task inference uses: GG classifies each task with its own mask.
+GN_OPTIONS = ("inference", "objective", "images_per_inference", "max_images_per_task", "real_outputs")
 
 
-def _evaluate_gn(run: RunDirectory, scenario: str, inference: str, objective: str, images_per_inference: int,
-                 max_images_per_task: int | None, real_outputs: int | None, device, progress: bool) -> dict:
-    stream = build_stream(run.config.stream, device)
-    config = GNConfig(scenario=scenario, inference=inference, objective=objective,
-                      real_outputs=real_outputs or stream.num_classes, images_per_inference=images_per_inference,
-                      max_images_per_task=max_images_per_task)
+def _given(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
+
+
+def _refuse_ignored_options(ctx: click.Context, scenario: str) -> None:
+    """Options that would have no effect are refused with the reason, never silently ignored."""
+    if scenario == "GG":
+        for name in GN_OPTIONS:
+            if _given(ctx, name):
+                raise click.UsageError(f"--{name.replace('_', '-')} applies to --scenario GNs or GNu only (GG classifies each "
+                                       "task with its own mask, nothing is inferred); drop it or choose a GN scenario.")
+
+
+def _refuse_gg_on_an_nn_run(run: RunDirectory) -> None:
+    if run.read_results().get("scenario") == "NN":
+        raise click.BadParameter(f"{run.path} is an NN run: its masks were allocated without task ids, so GG does not "
+                                 "apply. Use --scenario GNs or GNu.", param_hint="--scenario")
+
+
+def _check_outputs_fit_the_run(run: RunDirectory, objective: str, real_outputs: int) -> None:
+    """--real-outputs / --objective that this run's model cannot serve are a misuse of the options (exit 2)."""
+    output_size = run.config.model.output_size
+    for hint, needs_extra in (("--real-outputs", False), ("--objective", objective == "superfluous")):
+        try:
+            check_output_size(output_size, real_outputs, needs_extra=needs_extra)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint=hint) from err
+
+
+def _evaluate_gn(run: RunDirectory, config: GNConfig, stream, device, progress: bool) -> dict:
     result = evaluate_run_gn(run, config, device=device, stream=stream, progress=progress)
     for task_id, (accuracy, inferred, gg) in enumerate(zip(result.per_task_accuracy, result.per_task_inference_accuracy,
                                                            result.gg_per_task_accuracy)):
         click.echo(f"task {task_id}: {accuracy:.4f} (task inferred right {inferred:.4f}; GG on the same images {gg:.4f})")
-    click.echo(f"average accuracy ({scenario}, {inference}, {objective}, {images_per_inference} image(s) per inference): "
-               f"{result.average_accuracy:.4f}")
+    click.echo(f"average accuracy ({config.scenario}, {config.inference}, {config.objective}, {config.images_per_inference} "
+               f"image(s) per inference): {result.average_accuracy:.4f}")
     click.echo(f"task-inference accuracy: {result.task_inference_accuracy:.4f} over {result.inferences} inferences "
                f"({result.seconds:.1f} s)")
     click.echo(f"GG on the same images: {result.gg_average_accuracy:.4f}")
-    return {"scenario": scenario, "inference": inference, "objective": objective, "real_outputs": config.real_outputs,
-            "images_per_inference": images_per_inference, "max_images_per_task": max_images_per_task, **result._asdict()}
+    return {"scenario": config.scenario, "inference": config.inference, "objective": config.objective,
+            "real_outputs": config.real_outputs, "images_per_inference": config.images_per_inference,
+            "max_images_per_task": config.max_images_per_task, **result._asdict()}
 
 
 @click.command()
@@ -41,35 +69,41 @@ def _evaluate_gn(run: RunDirectory, scenario: str, inference: str, objective: st
 @click.option("--scenario", type=click.Choice(SCENARIOS), default="GG", show_default=True,
               help="GG: task id given at test time; GNs/GNu: task id inferred (GNu: a wrongly inferred batch scores 0).")
 @click.option("--inference", type=click.Choice(sorted(INFERENCE)), default="oneshot", show_default=True,
-              help="GN: one gradient step (oneshot) or halving the candidates (binary).")
+              help="GN only: one gradient step (oneshot) or halving the candidates (binary).")
 @click.option("--objective", type=click.Choice(sorted(OBJECTIVES)), default="entropy", show_default=True,
-              help="GN: output entropy, or superfluous neurons (needs a run trained with --output-size > classes).")
+              help="GN only: output entropy, or superfluous neurons (needs a run trained with --output-size > classes).")
 @click.option("--images-per-inference", type=click.IntRange(min=1), default=128, show_default=True,
-              help="GN: test images whose task is inferred together (1 = single-image inference).")
+              help="GN only: test images whose task is inferred together (1 = single-image inference).")
 @click.option("--max-images-per-task", type=click.IntRange(min=1), default=None,
-              help="GN: use only the first N test images of each task (default: all).")
+              help="GN only: use only the first N test images of each task (default: all).")
 @click.option("--real-outputs", type=click.IntRange(min=1), default=None,
-              help="GN: class outputs; the rest are superfluous (default: the dataset's number of classes).")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars (GN).")
+              help="GN only: class outputs; the rest are superfluous (default: the dataset's number of classes).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over tasks.")
 @device_option
 @json_option
-def evaluate(run_dir: Path, scenario: str, inference: str, objective: str, images_per_inference: int,
+@click.pass_context
+def evaluate(ctx: click.Context, run_dir: Path, scenario: str, inference: str, objective: str, images_per_inference: int,
              max_images_per_task: int | None, real_outputs: int | None, progress: bool, device: str | None,
              json_path: str | None) -> None:
     """Evaluate every stored task of RUN and print per-task and average accuracy."""
+    _refuse_ignored_options(ctx, scenario)
     dev = resolve_device(device)
-    try:
+    # A damaged or unfinished run is not a misuse of the options: exit 1, no "Try --help".
+    with user_errors():
         run = RunDirectory.open(run_dir)
         if scenario == "GG":
-            result = evaluate_gg(run, device=dev)
+            _refuse_gg_on_an_nn_run(run)
+            result = evaluate_gg(run, device=dev, progress=progress)
             for task_id, accuracy in enumerate(result.per_task_accuracy):
                 click.echo(f"task {task_id}: {accuracy:.4f}")
             click.echo(f"average accuracy ({scenario}): {result.average_accuracy:.4f}")
             output = {"scenario": scenario, "per_task_accuracy": result.per_task_accuracy, "average_accuracy": result.average_accuracy}
         else:
-            output = _evaluate_gn(run, scenario, inference, objective, images_per_inference, max_images_per_task,
-                                  real_outputs, dev, progress)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
+            stream = build_stream(run.config.stream, dev)
+            real_outputs = real_outputs or stream.num_classes
+            _check_outputs_fit_the_run(run, objective, real_outputs)
+            config = GNConfig(scenario=scenario, inference=inference, objective=objective, real_outputs=real_outputs,
+                              images_per_inference=images_per_inference, max_images_per_task=max_images_per_task)
+            output = _evaluate_gn(run, config, stream, dev, progress)
     if json_path:
         write_json(json_path, output)

@@ -22,7 +22,8 @@ def _tasks(num_tasks: int, n: int = 20):
 
 
 def _duplicated_masks(model) -> PackedMasks:
-    # Two tasks with the same mask: every inference ties and picks task 0, so task 1 is always wrong.
+    # Two tasks with the same mask: every inference ties exactly (packed products are exact sums) and picks
+    # the lower position, task 0, so task 1 is always wrong.
     one = PackedMasks.from_model(model)
     return PackedMasks(packed={n: one.packed(n).repeat(2, 1) for n in one.names}, shapes=one.shapes)
 
@@ -37,7 +38,10 @@ def test_gnu_zeroes_wrong_groups_and_gns_keeps_their_predictions(inference):
     assert gnu.task_inference_accuracy == 0.5
     assert gnu.inferences == 8
     assert gnu.per_task_accuracy == [gnu.gg_per_task_accuracy[0], 0.0]
-    assert gns.per_task_accuracy == gns.gg_per_task_accuracy  # the same mask, so the same predictions
+    # Every group of task 1 went to mask 0, so GNs classifies all its images, in order and in the same batches
+    # as GG, with a mask identical to mask 1: the same float computation, so the same predictions exactly.
+    assert gns.per_task_inference_accuracy == [1.0, 0.0]
+    assert gns.per_task_accuracy == gns.gg_per_task_accuracy
     assert gnu.average_accuracy == pytest.approx(sum(gnu.per_task_accuracy) / 2)
 
 
@@ -101,3 +105,20 @@ def test_output_size_smaller_than_the_classes_is_an_error(tmp_path):
         evaluate_run_gn(run, GNConfig(real_outputs=10, objective="superfluous"))
     result = evaluate_run_gn(run, GNConfig(real_outputs=10, images_per_inference=50))
     assert result.task_inference_accuracy == 1.0  # one task, one candidate
+
+
+def test_unfinished_nn_run_is_a_clear_error(tmp_path):
+    # an NN run that crashed after writing its masks: results.json says NN but records no mask_of_task yet
+    run = _run(tmp_path, 20)
+    model = run.load_model(num_tasks=0)
+    modes.add_task(model, generator=torch.Generator().manual_seed(0))
+    run.write_task(model, 0)
+    run.write_results({"scenario": "NN", "finished": False, "accuracy_matrix": [], "mask_bytes_per_task": [], "tasks": []})
+    with pytest.raises(ValueError, match="NN run that stopped before it finished.*mask_of_task.*new --out"):
+        evaluate_run_gn(run, GNConfig(images_per_inference=50))
+    run.write_results({"scenario": "NN", "mask_of_task": ["0", 0], "accuracy_matrix": [], "mask_bytes_per_task": [], "tasks": []})
+    with pytest.raises(ValueError, match="mask_of_task must be a list of 2 mask ids"):
+        evaluate_run_gn(run, GNConfig(images_per_inference=50))
+    run.write_results({"scenario": "NN", "mask_of_task": [0, 0], "accuracy_matrix": [], "mask_bytes_per_task": [], "tasks": []})
+    result = evaluate_run_gn(run, GNConfig(images_per_inference=50))
+    assert result.task_inference_accuracy == 1.0  # one mask, both tasks assigned to it

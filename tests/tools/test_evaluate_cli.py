@@ -1,5 +1,6 @@
 """`supsup evaluate RUN --scenario GG` through CliRunner, and its errors (GNs/GNu: test_evaluate_gn_cli.py)."""
 import json
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -27,7 +28,29 @@ def test_gg_matches_the_training_results_and_writes_json(run_dir, tmp_path):
 
 
 def test_evaluate_errors(tmp_path):
-    result = CliRunner().invoke(main, ["evaluate", str(tmp_path)])
-    assert result.exit_code == 2 and "not a run directory" in result.output
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path)])  # a folder, but no run: not an option's misuse
+    assert result.exit_code == 1 and "not a run directory" in result.output and "Try" not in result.output
     result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+@pytest.mark.parametrize("option", [["--inference", "binary"], ["--objective", "superfluous"], ["--images-per-inference", "4"],
+                                    ["--max-images-per-task", "3"], ["--real-outputs", "10"],
+                                    ["--inference", "oneshot"]])  # even the default value, when given
+def test_gg_refuses_the_options_of_task_inference(run_dir, option):
+    result = CliRunner().invoke(main, ["evaluate", str(run_dir), "--scenario", "GG", *option])
+    assert result.exit_code == 2
+    assert f"{option[0]} applies to --scenario GNs or GNu only" in result.output
+
+
+@pytest.mark.parametrize("damage", ["mask", "results", "config"])
+def test_a_damaged_run_exits_1_without_usage_help(run_dir, tmp_path, damage):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    target = {"mask": run / "masks" / "task_1.safetensors", "results": run / "results.json", "config": run / "config.json"}[damage]
+    target.write_bytes(b"\x00garbage")
+    for scenario in ("GG", "GNs"):
+        result = CliRunner().invoke(main, ["evaluate", str(run), "--scenario", scenario, "--no-progress"])
+        assert result.exit_code == 1, result.output
+        assert isinstance(result.exception, SystemExit)  # a message, not a traceback
+        assert "Try" not in result.output and "Error:" in result.output

@@ -1,5 +1,6 @@
 """`supsup evaluate RUN --scenario GNs/GNu` through CliRunner: JSON contract and bad inputs."""
 import json
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -50,7 +51,30 @@ def test_run_with_no_tasks_is_an_error(tmp_path):
                        stream=StreamConfig(dataset="permuted-mnist", num_tasks=2), train=TrainConfig(iterations=1))
     RunDirectory.create(tmp_path / "empty", config)
     result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "empty"), "--scenario", "GNu", "--no-progress"])
-    assert result.exit_code == 2 and "holds no trained task" in result.output
+    # the run's state, not the options, is at fault: exit 1 and no "Try --help"
+    assert result.exit_code == 1 and "holds no trained task" in result.output and "Try" not in result.output
+
+
+def _crashed_nn_run(run_dir, tmp_path):
+    """A copy of the GG run relabelled as an NN run that crashed after its masks, before its results."""
+    run = tmp_path / "nn"
+    shutil.copytree(run_dir, run)
+    (run / "results.json").write_text(json.dumps({"scenario": "NN", "finished": False, "accuracy_matrix": [],
+                                                  "mask_bytes_per_task": [], "tasks": []}))
+    return run
+
+
+def test_an_unfinished_nn_run_exits_1_saying_what_is_missing(run_dir, tmp_path):
+    run = _crashed_nn_run(run_dir, tmp_path)
+    result = CliRunner().invoke(main, ["evaluate", str(run), "--scenario", "GNs", "--no-progress"])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # no KeyError traceback
+    assert "no mask_of_task" in result.output and "supsup train --scenario NN" in result.output
+
+
+def test_gg_on_an_nn_run_is_a_misuse_of_scenario(run_dir, tmp_path):
+    result = CliRunner().invoke(main, ["evaluate", str(_crashed_nn_run(run_dir, tmp_path)), "--scenario", "GG"])
+    assert result.exit_code == 2 and "is an NN run" in result.output and "--scenario" in result.output
 
 
 def test_unknown_objective_is_an_error(run_dir):
