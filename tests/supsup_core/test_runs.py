@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from hopfield_masks.io import load_tensors
+from hopfield_masks.files import tensor_checksum
+from hopfield_masks.io import load_tensors, save_tensors
 from supsup_core import continual, modes
 from supsup_core.continual import train_run
 from supsup_core.datasets import load_digits
@@ -34,11 +35,13 @@ def _train(path, digits, config=None):
 
 
 def _files(path):
-    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+    """Every file of a run but its lock file (whose content names the holder) by relative path."""
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file() and p.name != ".lock"}
 
 
 def test_layout_results_and_no_forgetting(tmp_path, digits):
     run, result = _train(tmp_path / "run", digits)
+    assert (run.path / ".lock").is_file()
     assert sorted(_files(run.path)) == ["config.json", "masks/task_000.safetensors", "masks/task_001.safetensors",
                                         "masks/task_002.safetensors", "results.json", "weights.safetensors"]
     results = json.loads((run.path / "results.json").read_text())
@@ -123,7 +126,7 @@ def test_corrupted_and_foreign_mask_files_are_rejected(tmp_path, digits):
     with pytest.raises(ValueError, match="not a readable safetensors file"):
         run.read_task(0)
     run.mask_path(1).rename(run.mask_path(0))
-    with pytest.raises(ValueError, match="mask file of task 0"):
+    with pytest.raises(ValueError, match="holds task '1', not 0; it was renamed"):
         run.read_task(0)
 
 
@@ -162,10 +165,9 @@ def test_a_mask_file_naming_other_layers_is_refused(tmp_path, digits):
     tensors, meta = load_tensors(run.mask_path(0))
     # a well-formed file whose metadata and tensors name a layer this run's model does not have
     renamed = {key.replace("layers.0", "layers.9"): value for key, value in tensors.items()}
-    meta = {**meta, "masks": meta["masks"].replace('"layers.0"', '"layers.9"')}
-    from hopfield_masks.io import save_tensors
-
-    save_tensors(run.mask_path(0), renamed, meta)
+    meta = {key: value for key, value in meta.items() if key != "checksum"}
+    meta["masks"] = meta["masks"].replace('"layers.0"', '"layers.9"')
+    save_tensors(run.mask_path(0), renamed, {**meta, "checksum": tensor_checksum(renamed, meta)})
     assert "layers.9" in run.read_task(0).masks
     with pytest.raises(ValueError, match="belongs to another run"):
         run.load_model()
