@@ -4,13 +4,14 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
 from supsup_core import modes
 from supsup_core.metrics import summarize
-from supsup_core.runs import RunDirectory
-from supsup_core.streams import TaskStream, build_stream
+from supsup_core.runs import RunConfig, RunDirectory
+from supsup_core.streams import PermutedStream, RotatedStream, TaskStream, build_stream
 from supsup_core.training import evaluate_tasks, task_generator, train_task
 
 __all__ = ["RunResult", "check_compatible", "transfer_scores", "train_run"]
@@ -37,9 +38,25 @@ class RunResult(NamedTuple):
     resumed_from: int
 
 
-def check_compatible(run: RunDirectory, stream: TaskStream) -> None:
-    """Raise ``ValueError`` unless the run's model fits the stream (input shape, enough outputs)."""
-    model = run.config.model
+def check_compatible(run: RunDirectory | RunConfig, stream: TaskStream) -> None:
+    """Raise ``ValueError`` unless ``stream`` is the run's stream and its model fits it.
+
+    The stream must be of the run's dataset with its number of tasks (and permutation seed or rotation
+    step), and the model must take the stream's inputs and have an output per class at least.
+    Takes a :class:`RunConfig` too, so a command can check its options before anything is written.
+    """
+    config = run.config if isinstance(run, RunDirectory) else run
+    model, expected = config.model, config.stream
+    fix = "build the stream from the run's config: build_stream(run.config.stream)."
+    if stream.name != expected.dataset or stream.num_tasks != expected.num_tasks:
+        raise ValueError(f"the run trains {expected.num_tasks} task(s) of {expected.dataset} but the stream gives "
+                         f"{stream.num_tasks} of {stream.name}; {fix}")
+    if isinstance(stream, RotatedStream) and stream.angle_step != expected.angle_step:
+        raise ValueError(f"the run's tasks rotate by {expected.angle_step} degrees but the stream's by {stream.angle_step}; {fix}")
+    if isinstance(stream, PermutedStream):
+        first = np.random.RandomState(expected.seed).permutation(stream.permutations.shape[1])  # as PermutedStream draws
+        if not np.array_equal(stream.permutations[0].cpu().numpy(), first):
+            raise ValueError(f"the stream's permutations are not the ones of the run's stream seed {expected.seed}; {fix}")
     if tuple(model.input_shape) != tuple(stream.input_shape):
         raise ValueError(
             f"the model expects inputs of shape {tuple(model.input_shape)} but the stream gives {tuple(stream.input_shape)}; "
@@ -97,6 +114,21 @@ class _ScoreSum:
         self._count += 1
 
 
+def _kept_rows(results: dict[str, Any], saved: set[int], num_tasks: int) -> int:
+    """How many leading results rows stay: well formed, and every task in them still has its mask file.
+
+    Row ``i`` holds ``i + 1`` accuracies; a task whose mask file is gone is retrained, so its row and every
+    later one (which hold its accuracy) are computed again.
+    """
+    matrix, sizes, tasks = results["accuracy_matrix"], results["mask_bytes_per_task"], results["tasks"]
+    kept = 0
+    while (kept < min(len(matrix), len(sizes), len(tasks), num_tasks) and kept in saved
+           and isinstance(matrix[kept], list) and len(matrix[kept]) == kept + 1
+           and all(isinstance(a, (int, float)) and not isinstance(a, bool) and 0 <= a <= 1 for a in matrix[kept])):
+        kept += 1
+    return kept
+
+
 def train_run(
     run: RunDirectory,
     *,
@@ -105,39 +137,55 @@ def train_run(
     progress: bool = False,
     on_task_end: Callable[[int, list[float]], None] | None = None,
 ) -> RunResult:
-    """Train every task of ``run`` not finished yet, writing each task's files as soon as it is done.
+    """Train every task of ``run`` that has no mask file yet, writing each task's files as soon as it is done.
 
-    Per task ``t``: allocate scores (from :func:`task_generator`, or with ``config.transfer`` the mean of
-    the earlier tasks' scores, see :func:`transfer_scores`), train them, write the bit-packed mask
-    (and the scores when the run saves them), freeze the task, evaluate tasks ``0..t`` and rewrite
-    results.json. A task whose mask file exists but whose results row is missing (a crash in between)
-    is evaluated from its file, not retrained; files written before never change.
+    Per task ``t`` without a mask file: allocate scores (from :func:`task_generator`, or with
+    ``config.transfer`` the mean of the earlier tasks' scores, see :func:`transfer_scores`), train them,
+    write the bit-packed mask (and the scores when the run saves them) and freeze the task. A task whose
+    mask file exists is never retrained and its files never change: it is loaded frozen. Then, for every
+    task ``t`` from the first results row missing (a crash before it was written, rows lost, or a task
+    retrained because its mask file was deleted), evaluate tasks ``0..t`` and rewrite results.json: masks
+    are fixed and weights frozen, so a row rebuilt from the mask files equals the one first written.
+
+    Holds the run's lock throughout (:class:`supsup_core.runs.RunBusyError` if another process writes it).
 
     Parameters
     ----------
     run : RunDirectory
     device : torch.device or str
     stream : TaskStream, optional
-        Default: built from the run's stream config on ``device``.
+        Default: built from the run's stream config on ``device``; a given one must match it
+        (see :func:`check_compatible`).
     progress : bool
         Show tqdm bars.
     on_task_end : callable(task_id, row), optional
         Called after each task's results row is written.
     """
+    with run.locked():
+        return _train_run(run, device, stream, progress, on_task_end)
+
+
+def _train_run(run: RunDirectory, device: torch.device | str, stream: TaskStream | None, progress: bool,
+               on_task_end: Callable[[int, list[float]], None] | None) -> RunResult:
     config = run.config
     stream = stream if stream is not None else build_stream(config.stream, device)
     check_compatible(run, stream)
     results = run.read_results()
     if results.get("scenario") == "NN":
         raise ValueError(f"{run.path} holds an NN run (masks allocated without task ids); it cannot be continued task by task. Choose a new --out directory.")
-    done = len(results["accuracy_matrix"])
-    model = run.load_model(device, num_tasks=done + (done in run.saved_tasks()))
+    saved = set(run.saved_tasks())
+    kept = _kept_rows(results, saved, stream.num_tasks)
+    for key in ("accuracy_matrix", "mask_bytes_per_task", "tasks"):
+        del results[key][kept:]
+    model = run.load_model(device, num_tasks=0)
     results.update(dataset=config.stream.dataset, model=config.model.name, num_tasks=stream.num_tasks,
                    data_note=stream.note, mask_bits_per_task=_mask_bits(model))
     score_sum = _ScoreSum(run) if config.transfer else None
-    for task_id in range(done, stream.num_tasks):
+    for task_id in range(stream.num_tasks):
         info: dict[str, Any] = {"task_id": task_id, "trained": False}
-        if task_id >= modes.num_tasks(model):
+        if task_id in saved:
+            run.add_frozen(model, run.read_task(task_id))
+        else:
             generator = task_generator(config.seed, task_id)
             init = score_sum.mean(task_id) if score_sum is not None else None
             modes.add_task(model, init_scores=init, generator=generator)
@@ -149,7 +197,10 @@ def train_run(
             run.write_task(model, task_id)
             for layer in modes.masked_layers(model).values():
                 layer.freeze_task(task_id)
-            info.update(trained=True, iterations=trained.iterations, final_loss=trained.final_loss, seconds=trained.seconds)
+            info.update(trained=True, iterations=trained.iterations, final_loss=trained.final_loss, seconds=trained.seconds,
+                        optimizer=trained.optimizer)
+        if task_id < kept:
+            continue
         row = evaluate_tasks(model, stream, range(task_id + 1), batch_size=config.train.eval_batch_size)
         results["accuracy_matrix"].append(row)
         results["mask_bytes_per_task"].append(run.mask_bytes(task_id))
@@ -159,4 +210,4 @@ def train_run(
         if on_task_end is not None:
             on_task_end(task_id, row)
     matrix = results["accuracy_matrix"]
-    return RunResult(matrix, summarize(matrix), list(results["mask_bytes_per_task"]), done)
+    return RunResult(matrix, summarize(matrix), list(results["mask_bytes_per_task"]), kept)

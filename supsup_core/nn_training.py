@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from supsup_core import modes
-from supsup_core.checks import check_positive
+from supsup_core.checks import check_int, check_positive
 from supsup_core.continual import check_compatible
 from supsup_core.gn_evaluation import GNConfig, evaluate_gn
 from supsup_core.inference import alpha_gradient
@@ -67,11 +67,11 @@ class NNConfig:
         return out
 
     def __post_init__(self) -> None:
-        check_positive("check_every", self.check_every)
+        check_int("check_every", self.check_every, minimum=1, fix="It counts batches; SupSup uses 100.")
         check_positive("epsilon", self.epsilon, "SupSup uses 2**-3.")
-        check_positive("min_masks", self.min_masks)
+        check_int("min_masks", self.min_masks, minimum=1, fix="SupSup uses 5.")
         if self.max_masks is not None:
-            check_positive("max_masks", self.max_masks)
+            check_int("max_masks", self.max_masks, minimum=1, fix="Leave it None for no limit.")
 
 
 class NNCheck(NamedTuple):
@@ -147,29 +147,31 @@ def train_nn(model: nn.Module, stream: TaskStream, config: NNConfig, *, seed: in
 
     total = sum(config.train.num_batches(stream.num_train(t)) for t in range(stream.num_tasks))
     bar = tqdm(total=total, desc="NN", disable=not progress, leave=False)
-    for task_id in range(stream.num_tasks):
-        batches = stream.train_batches(task_id, batch_size=config.train.batch_size,
-                                       num_batches=config.train.num_batches(stream.num_train(task_id)),
-                                       generator=task_generator(seed, task_id))
-        for x, y in batches:
-            if batch % config.check_every == 0:
-                current, allocated, max_nu, threshold, n = _check(model, x, learned, config, objective, seed)
-                learned += allocated
-                checks.append(NNCheck(batch, task_id, max_nu, threshold, n, current, allocated))
-            if current not in optimizers:
-                optimizers[current] = make_optimizer(model, current, config.train)
-            modes.set_task(model, current)
-            loss = F.cross_entropy(model(x), y)
-            optimizers[current].zero_grad(set_to_none=True)
-            loss.backward()
-            optimizers[current].step()
-            if trained_on.shape[1] <= current:
-                trained_on = F.pad(trained_on, (0, current + 1 - trained_on.shape[1]))
-            trained_on[task_id, current] += 1
-            batch += 1
-            bar.update(1)
-    bar.close()
-    clear_fresh_masked_weights(model)
+    try:
+        for task_id in range(stream.num_tasks):
+            batches = stream.train_batches(task_id, batch_size=config.train.batch_size,
+                                           num_batches=config.train.num_batches(stream.num_train(task_id)),
+                                           generator=task_generator(seed, task_id))
+            for x, y in batches:
+                if batch % config.check_every == 0:
+                    current, allocated, max_nu, threshold, n = _check(model, x, learned, config, objective, seed)
+                    learned += allocated
+                    checks.append(NNCheck(batch, task_id, max_nu, threshold, n, current, allocated))
+                if current not in optimizers:
+                    optimizers[current] = make_optimizer(model, current, config.train)
+                modes.set_task(model, current)
+                loss = F.cross_entropy(model(x), y)
+                optimizers[current].zero_grad(set_to_none=True)
+                loss.backward()
+                optimizers[current].step()
+                if trained_on.shape[1] <= current:
+                    trained_on = F.pad(trained_on, (0, current + 1 - trained_on.shape[1]))
+                trained_on[task_id, current] += 1
+                batch += 1
+                bar.update(1)
+    finally:  # an error mid-step must not leave a fused optimizer's stale masked weights in the layers
+        bar.close()
+        clear_fresh_masked_weights(model)
     mask_of_task = trained_on.argmax(1).tolist()
     return NNResult(learned, stream.num_tasks, checks, mask_of_task, time.perf_counter() - start)
 
@@ -208,13 +210,14 @@ def train_nn_run(run: RunDirectory, config: NNConfig, *, evaluation: GNConfig, d
     evaluated again with ``supsup evaluate RUN --scenario GNs``. results.json records ``scenario: "NN"``,
     ``masks_allocated`` against ``true_tasks``, ``mask_of_task``, every check, and the GN evaluation
     (``evaluation.scenario``) of every true task's test set with ``mask_of_task`` as the right answer.
+    Holds the run's lock throughout (:class:`supsup_core.runs.RunBusyError` if another process writes it).
 
     Parameters
     ----------
     run : RunDirectory
         Fresh (no mask file yet): NN runs are not resumable.
     config : NNConfig
-        ``config.train`` should match ``run.config.train``.
+        ``config.train`` must equal ``run.config.train`` (``ValueError`` otherwise).
     evaluation : GNConfig
         How to evaluate afterwards (e.g. GNs, one-shot, entropy, 128 images per inference).
     device : torch.device or str
@@ -222,6 +225,17 @@ def train_nn_run(run: RunDirectory, config: NNConfig, *, evaluation: GNConfig, d
         Default: built from the run's stream config on ``device``.
     progress : bool
     """
+    if config.train != run.config.train:
+        changes = "; ".join(f"{key}: {value!r} -> {getattr(config.train, key)!r}"
+                            for key, value in run.config.train.to_dict().items() if getattr(config.train, key) != value)
+        raise ValueError(f"config.train differs from the run's train config ({changes}); results.json would record one and "
+                         "config.json the other. Build it as NNConfig(train=run.config.train, ...).")
+    with run.locked():
+        return _train_nn_run(run, config, evaluation, device, stream, progress)
+
+
+def _train_nn_run(run: RunDirectory, config: NNConfig, evaluation: GNConfig, device: torch.device | str,
+                  stream: TaskStream | None, progress: bool) -> dict[str, Any]:
     if run.saved_tasks() or run.results_path.exists():
         raise ValueError(f"{run.path} already holds masks or results; NN runs are not resumable. Choose a new --out directory.")
     stream = stream if stream is not None else build_stream(run.config.stream, device)

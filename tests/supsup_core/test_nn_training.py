@@ -68,10 +68,12 @@ def test_model_must_start_empty(stream):
 
 
 @pytest.mark.parametrize("field, value, match", [
-    ("check_every", 0, "check_every must be > 0"),
+    ("check_every", 0, "check_every must be >= 1"),
+    ("check_every", 2.5, "check_every must be an integer"),
     ("epsilon", 0.0, "epsilon must be > 0"),
-    ("min_masks", 0, "min_masks must be > 0"),
-    ("max_masks", 0, "max_masks must be > 0"),
+    ("epsilon", float("nan"), "epsilon must be a finite number"),
+    ("min_masks", 0, "min_masks must be >= 1"),
+    ("max_masks", 0, "max_masks must be >= 1"),
 ])
 def test_bad_config_is_an_error(field, value, match):
     with pytest.raises(ValueError, match=match):
