@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from supsup_core.continual import check_compatible, train_run
+from supsup_core.datasets import load_data
 from supsup_core.gn_evaluation import GNConfig
 from supsup_core.models import MODELS, ModelConfig
 from supsup_core.nn_training import NNConfig, train_nn_run
@@ -13,7 +14,7 @@ from supsup_core.runs import RunConfig, RunDirectory
 from supsup_core.streams import STREAMS, StreamConfig, build_stream
 from supsup_core.supermask import MASK_KINDS, SCORE_INITS
 from supsup_core.training import OPTIMIZERS, TrainConfig, uses_fused_rmsprop
-from tools.options import device_option, resolve_device, seed_option
+from tools.options import FiniteFloatRange, device_option, resolve_device, seed_option, user_errors
 
 DEFAULT_ITERATIONS = 1000
 
@@ -23,6 +24,24 @@ def format_matrix(matrix: list[list[float]]) -> str:
     return "\n".join(f"  after task {i:>3}: " + " ".join(f"{a:.4f}" for a in row) for i, row in enumerate(matrix))
 
 
+def _refuse_ignored_options(ctx: click.Context, scenario: str, model_config: ModelConfig, save_scores: bool) -> None:
+    """Options that would have no effect are refused with the reason, never silently ignored."""
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
+
+    kind = model_config.mask_config().kind
+    if given("sparsity") and kind != "topk":
+        raise click.UsageError(f"--sparsity sets the fraction kept by top-k masks, but this run's masks are {kind} masks "
+                               f"(the default for {model_config.name}: a weight is kept where its score is >= 0). "
+                               "Add --mask topk, or drop --sparsity.")
+    if scenario != "NN":
+        for name in ("check_every", "epsilon"):
+            if given(name):
+                raise click.UsageError(f"--{name.replace('_', '-')} applies to --scenario NN only; drop it or add --scenario NN.")
+    elif save_scores:
+        raise click.UsageError("--save-scores keeps each task's scores, but an NN run stores only its masks; drop it.")
+
+
 @click.command()
 @click.option("--dataset", type=click.Choice(sorted(STREAMS)), required=True, help="Task stream.")
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
@@ -30,15 +49,15 @@ def format_matrix(matrix: list[list[float]]) -> str:
 @click.option("--model", "model_name", type=click.Choice(sorted(MODELS)), required=True, help="Architecture.")
 @click.option("--num-tasks", type=click.IntRange(min=1), required=True)
 @click.option("--iterations", type=click.IntRange(min=1), default=None, help=f"Batches per task (default {DEFAULT_ITERATIONS}).")
-@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None, help="Epochs per task (instead of --iterations).")
+@click.option("--epochs", type=FiniteFloatRange(min=0, min_open=True), default=None, help="Epochs per task (instead of --iterations).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--optimizer", type=click.Choice(sorted(OPTIMIZERS)), default="rmsprop", show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True)
-@click.option("--momentum", type=click.FloatRange(min=0), default=None, help="SGD/RMSprop momentum (default 0.9 for SGD, 0 for RMSprop).")
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option("--lr", type=FiniteFloatRange(min=0, min_open=True), default=1e-4, show_default=True)
+@click.option("--momentum", type=FiniteFloatRange(min=0), default=None, help="SGD/RMSprop momentum (default 0.9 for SGD, 0 for RMSprop).")
+@click.option("--weight-decay", type=FiniteFloatRange(min=0), default=0.0, show_default=True)
 @click.option("--mask", "mask_kind", type=click.Choice(MASK_KINDS), default=None, help="Mask kind (default per model).")
-@click.option("--sparsity", type=click.FloatRange(min=0, max=1, min_open=True), default=0.5, show_default=True,
-              help="Fraction of weights kept by top-k masks.")
+@click.option("--sparsity", type=FiniteFloatRange(min=0, max=1, min_open=True), default=0.5, show_default=True,
+              help="Fraction of weights kept by top-k masks (refused with threshold masks).")
 @click.option("--score-init", type=click.Choice(SCORE_INITS), default=None, help="Score init (default per model).")
 @click.option("--output-size", type=click.IntRange(min=1), default=None, help="Output units (default: number of classes).")
 @click.option("--width", type=click.IntRange(min=1), default=None, help="Hidden width or base channels (default per model).")
@@ -47,16 +66,22 @@ def format_matrix(matrix: list[list[float]]) -> str:
 @click.option("--scenario", type=click.Choice(["GG", "NN"]), default="GG", show_default=True,
               help="GG: one mask per task, task ids given. NN: no task ids; a new mask is allocated when the data looks new.")
 @click.option("--check-every", type=click.IntRange(min=1), default=100, show_default=True, help="NN: batches between novelty checks.")
-@click.option("--epsilon", type=click.FloatRange(min=0, min_open=True), default=2.0**-3, show_default=True,
+@click.option("--epsilon", type=FiniteFloatRange(min=0, min_open=True), default=2.0**-3, show_default=True,
               help="NN: new data when max softmax(-dH/dalpha) < (1 + epsilon) / n.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars.")
 @seed_option
 @device_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run directory (resumed if it exists).")
-def train(dataset, data_dir, model_name, num_tasks, iterations, epochs, batch_size, optimizer, lr, momentum, weight_decay,
+@click.pass_context
+def train(ctx, dataset, data_dir, model_name, num_tasks, iterations, epochs, batch_size, optimizer, lr, momentum, weight_decay,
           mask_kind, sparsity, score_init, output_size, width, save_scores, transfer, scenario, check_every, epsilon,
           progress, seed, device, out) -> None:
-    """Train one supermask per task (GG; rerun the same command to resume) or without task ids (NN)."""
+    """Train one supermask per task (GG; rerun the same command to resume) or without task ids (NN).
+
+    Every option is checked, and the data read, before anything is written. Errors in the options exit
+    with status 2; errors in the data or the run directory (corrupted files, a run with other options,
+    another process writing it) with status 1.
+    """
     if scenario == "NN" and transfer:
         raise click.UsageError("--transfer needs task boundaries; it applies to --scenario GG only.")
     if iterations is not None and epochs is not None:
@@ -69,34 +94,35 @@ def train(dataset, data_dir, model_name, num_tasks, iterations, epochs, batch_si
                                    lr=lr, momentum=momentum, weight_decay=weight_decay)
         stream_config = StreamConfig(dataset=dataset, num_tasks=num_tasks, seed=seed,
                                      data_dir=str(data_dir.resolve()) if data_dir is not None else None)
-        stream = build_stream(stream_config, dev)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
+    with user_errors():  # the data folder's files: a damaged file is not a misuse of the options
+        data = load_data(stream_config.data_dir, test_fraction=stream_config.test_fraction)
     try:
+        stream = build_stream(stream_config, dev, data=data)
         model_config = ModelConfig(name=model_name, input_shape=stream.input_shape, num_tasks=0,
                                    output_size=output_size or stream.num_classes, width=width,
                                    mask_kind=mask_kind, sparsity=sparsity, score_init=score_init)
         config = RunConfig(model=model_config, stream=stream_config, train=train_config, seed=seed,
                            save_scores=save_scores or transfer, transfer=transfer)
-        run = RunDirectory.create(out, config)
-        check_compatible(run, stream)
+        nn_config = NNConfig(train=train_config, check_every=check_every, epsilon=epsilon) if scenario == "NN" else None
+        check_compatible(config, stream)  # before anything is written
     except ValueError as err:
         raise click.UsageError(str(err)) from err
-    click.echo(f"data: {stream.note}")
-    if uses_fused_rmsprop(train_config, dev):
-        click.echo("optimizer: RMSprop, fused CPU kernel (one sweep per step, mask included; SUPSUP_FUSED=0 for torch's)")
-    if scenario == "NN":
-        _train_nn(run, NNConfig(train=train_config, check_every=check_every, epsilon=epsilon), stream, dev, progress)
-        return
-    done = run.finished_tasks()
-    if done:
-        click.echo(f"resuming {out}: {done} of {num_tasks} task(s) already finished")
-    try:
+    _refuse_ignored_options(ctx, scenario, model_config, save_scores)
+    with user_errors(), RunDirectory.create(out, config) as run:  # holds the run's lock until the command ends
+        click.echo(f"data: {stream.note}")
+        if uses_fused_rmsprop(train_config, dev):
+            click.echo("optimizer: RMSprop, fused CPU kernel (one sweep per step, mask included; SUPSUP_FUSED=0 for torch's)")
+        if nn_config is not None:
+            _train_nn(run, nn_config, stream, dev, progress)
+            return
+        done = run.finished_tasks()
+        if done:
+            click.echo(f"resuming {out}: {done} of {num_tasks} task(s) already finished")
         result = train_run(run, device=dev, stream=stream, progress=progress,
                            on_task_end=lambda t, row: click.echo(f"task {t}: " + " ".join(f"{a:.4f}" for a in row)))
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
-    bits = run.read_results()["mask_bits_per_task"]
+        bits = run.read_results()["mask_bits_per_task"]
     click.echo(f"accuracy matrix (R[i][j]: task j after training task i):\n{format_matrix(result.accuracy_matrix)}")
     click.echo(" ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
     click.echo(f"bytes per task mask file: {result.mask_bytes_per_task[-1]} (d/8 = {bits / 8:.0f} for d = {bits} mask bits)")
@@ -105,10 +131,7 @@ def train(dataset, data_dir, model_name, num_tasks, iterations, epochs, batch_si
 
 def _train_nn(run: RunDirectory, config: NNConfig, stream, device, progress: bool) -> None:
     evaluation = GNConfig(scenario="GNs", inference="oneshot", objective="entropy", real_outputs=stream.num_classes)
-    try:
-        results = train_nn_run(run, config, evaluation=evaluation, device=device, stream=stream, progress=progress)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
+    results = train_nn_run(run, config, evaluation=evaluation, device=device, stream=stream, progress=progress)
     allocations = [c for c in results["checks"] if c["allocated"]]
     click.echo("masks allocated at batches: " + ", ".join(f"{c['batch']} (task {c['true_task']})" for c in allocations))
     click.echo(f"masks allocated: {results['masks_allocated']} for {results['true_tasks']} true tasks; "
