@@ -13,7 +13,7 @@ class FiniteFloatRange(click.FloatRange):
     """``click.FloatRange`` that also refuses NaN and ±inf (click's ranges let NaN through: every comparison
     with NaN is false)."""
 
-    name = "finite float range"
+    name = "float"  # shown as FLOAT in --help; the range follows in brackets
 
     def convert(self, value, param, ctx):
         number = click.types.FLOAT.convert(value, param, ctx)
