@@ -175,6 +175,9 @@ def _train_run(run: RunDirectory, device: torch.device | str, stream: TaskStream
         raise ValueError(f"{run.path} holds an NN run (masks allocated without task ids); it cannot be continued task by task. Choose a new --out directory.")
     saved = set(run.saved_tasks())
     kept = _kept_rows(results, saved, stream.num_tasks)
+    # the training record of a task whose mask file stays is kept, whatever happens to its results row
+    records = {info["task_id"]: info for info in results["tasks"]
+               if isinstance(info, dict) and isinstance(info.get("task_id"), int) and info["task_id"] in saved}
     for key in ("accuracy_matrix", "mask_bytes_per_task", "tasks"):
         del results[key][kept:]
     model = run.load_model(device, num_tasks=0)
@@ -182,7 +185,7 @@ def _train_run(run: RunDirectory, device: torch.device | str, stream: TaskStream
                    data_note=stream.note, mask_bits_per_task=_mask_bits(model))
     score_sum = _ScoreSum(run) if config.transfer else None
     for task_id in range(stream.num_tasks):
-        info: dict[str, Any] = {"task_id": task_id, "trained": False}
+        info: dict[str, Any] = records.get(task_id, {"task_id": task_id, "trained": False})
         if task_id in saved:
             run.add_frozen(model, run.read_task(task_id))
         else:

@@ -120,7 +120,7 @@ def test_weights_of_another_dtype_or_seed_are_refused(tmp_path, digits):
         run.load_model()
     other = RunDirectory(tmp_path / "other", _config(num_tasks=1, seed=2))
     write(other.fixed_model().state_dict())
-    with pytest.raises(ValueError, match="differs from the weights seed 1 draws; the file belongs to another run"):
+    with pytest.raises(ValueError, match="differs from the weights seed 1 draws.*do not replace it"):
         run.load_model()
     save_tensors(run.weights_path, tensors, meta)  # the right tensors, no checksum
     with pytest.raises(ValueError, match="corrupted"):
@@ -172,11 +172,11 @@ def test_a_stream_that_is_not_the_runs_is_refused_before_anything_is_written(tmp
 def test_a_folder_holding_only_temp_files_counts_as_empty_and_they_are_removed(tmp_path, digits):
     path = tmp_path / "run"
     path.mkdir()
-    (path / ".config.json.k2j4h1.tmp").write_text('{"partial')  # a kill during the config.json write
+    (path / ".config.json.k2j4h1ab.tmp").write_text('{"partial')  # a kill during the config.json write
     run = RunDirectory.create(path, _config())
     run.close()
-    assert not (path / ".config.json.k2j4h1.tmp").exists()
-    stale = [path / ".weights.safetensors.ab12.tmp", path / "masks" / ".task_000.safetensors.x9.tmp"]
+    assert not (path / ".config.json.k2j4h1ab.tmp").exists()
+    stale = [path / ".weights.safetensors.ab12cd34.tmp", path / "masks" / ".task_000.safetensors.x9_y8z7w.tmp"]
     (path / "masks").mkdir()
     for p in stale:
         p.write_bytes(bytes(1000))
@@ -223,14 +223,24 @@ def test_a_deleted_mask_file_is_retrained_alone_and_the_rows_end_consistent(tmp_
     matrix = again.accuracy_matrix
     assert again.resumed_from == 1 and matrix[0] == first.accuracy_matrix[0]
     assert [len(row) for row in matrix] == [1, 2, 3] and all(matrix[i][j] == matrix[j][j] for i in range(3) for j in range(i + 1))
-    assert [t["trained"] for t in run.read_results()["tasks"]] == [True, True, False]
+    tasks = run.read_results()["tasks"]
+    assert [t["trained"] for t in tasks] == [True, True, True]  # task 2 was not retrained, and keeps its record
+    assert "optimizer" in tasks[2] and tasks[2]["iterations"] == 15
+
+
+def test_a_stores_temp_file_inside_the_run_is_not_taken_for_the_runs_own(tmp_path, digits):
+    run, _ = _train(tmp_path / "run", digits, _config(num_tasks=1))
+    ours, foreign = run.path / ".results.json.abcd_123.tmp", run.path / ".results.json.store.k2j4h3g1.tmp"
+    ours.write_bytes(b"partial"), foreign.write_bytes(b"a store being written")
+    _train(run.path, digits, _config(num_tasks=1))
+    assert not ours.exists() and foreign.exists()
 
 
 def test_each_trained_task_records_which_optimizer_implementation_ran(tmp_path, digits, monkeypatch):
     results, real = [], continual.train_task
     monkeypatch.setattr(continual, "train_task", lambda *a, **k: results.append(real(*a, **k)) or results[-1])
     run, _ = _train(tmp_path / "run", digits, _config(num_tasks=2))
-    assert [t["optimizer"] for t in run.read_results()["tasks"]] == [getattr(r, "optimizer", None) for r in results]
+    assert [t["optimizer"] for t in run.read_results()["tasks"]] == [r.optimizer for r in results]
 
 
 # ----------------------------------------------------------------------------------------------- NN

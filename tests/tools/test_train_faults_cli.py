@@ -87,10 +87,16 @@ def test_damaged_run_files_are_exit_1_errors_naming_the_file(tmp_path):
 def test_a_deleted_mask_file_is_retrained_by_a_rerun(tmp_path):
     out = tmp_path / "run"
     assert _train(out).exit_code == 0
+    old = {t: (out / "masks" / f"task_00{t}.safetensors").read_bytes() for t in (0, 1)}
+    old_mask = RunDirectory.open(out).read_task(0).masks
     (out / "masks" / "task_000.safetensors").unlink()
     result = _train(out)
     assert result.exit_code == 0, result.output
-    assert RunDirectory.open(out).saved_tasks() == [0, 1]
+    run = RunDirectory.open(out)
+    assert run.saved_tasks() == [0, 1] and (out / "masks" / "task_001.safetensors").read_bytes() == old[1]
+    new_mask = run.read_task(0).masks  # the same per-task seed: the same mask, up to float rounding
+    agree = sum(int((new_mask[k] == old_mask[k]).sum()) for k in old_mask) / sum(m.numel() for m in old_mask.values())
+    assert agree > 0.99
 
 
 def test_a_run_another_process_writes_is_refused_with_the_holder(tmp_path):
@@ -110,7 +116,7 @@ def test_a_run_another_process_writes_is_refused_with_the_holder(tmp_path):
 def test_a_folder_left_by_a_kill_during_the_first_write_is_used(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    (out / ".config.json.q8z1x0.tmp").write_text('{"format_')
+    (out / ".config.json.q8z1x0ab.tmp").write_text('{"format_')
     result = _train(out)
     assert result.exit_code == 0, result.output
-    assert not (out / ".config.json.q8z1x0.tmp").exists()
+    assert not (out / ".config.json.q8z1x0ab.tmp").exists()
