@@ -47,7 +47,7 @@ MASK_FORMAT = "supsup-task-masks"
 WEIGHTS_FORMAT = "supsup-weights"
 SCORES_FORMAT = "supsup-task-scores"
 # atomic_write_bytes' temp files: ".<target name>.<random>.tmp" beside the target
-_TEMP_FILE = re.compile(r"^\.(config\.json|results\.json|weights\.safetensors|task_\d+\.safetensors)\..+\.tmp$")
+_TEMP_FILE = re.compile(r"^\.(config\.json|results\.json|weights\.safetensors|task_\d+\.safetensors)\.[a-z0-9_]{8}\.tmp$")
 
 
 @dataclass(frozen=True)
@@ -276,8 +276,11 @@ class RunDirectory:
                 raise ValueError(f"{self.weights_path}: tensor {key!r} should be {value.dtype} {tuple(value.shape)}, got {found}; "
                                  f"the file does not match the run's model config. {fix}")
             if value.is_floating_point() and not torch.allclose(got, value, rtol=1e-5, atol=1e-7):
-                raise ValueError(f"{self.weights_path}: tensor {key!r} differs from the weights seed {self.config.seed} draws; "
-                                 f"the file belongs to another run. {fix}")
+                raise ValueError(
+                    f"{self.weights_path}: tensor {key!r} differs from the weights seed {self.config.seed} draws, though "
+                    "its checksum holds: the file belongs to another run, or was drawn by a torch release that "
+                    "initialises differently. The masks were trained on the weights in the file, so do not replace it; "
+                    "evaluate the run with the torch it was trained with, or train it again into a new --out directory.")
         if set(tensors) != set(expected):
             raise ValueError(f"{self.weights_path} holds tensors {sorted(set(tensors) - set(expected))} the run's model has not. {fix}")
         model.load_state_dict(tensors)

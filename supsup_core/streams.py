@@ -188,7 +188,8 @@ class SplitStream(TaskStream):
                     raise ValueError(
                         f"split-mnist task {task_id} (classes {classes[0]} and {classes[1]}) has no {split} samples: "
                         f"{data.source} holds no images of either class in its {split} split (classes present: "
-                        f"{sorted(present)}). Use data with every digit, or --num-tasks {task_id} or fewer."
+                        f"{sorted(present)}). Use data with every digit"
+                        + (f", or --num-tasks {task_id} or fewer." if task_id > 0 else ".")
                     )
 
     def task_classes(self, task_id: int) -> tuple[int, int]:
