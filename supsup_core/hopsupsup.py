@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple
 import torch
 from torch import nn
 
-from hopfield_masks import HopfieldMemory, MaskLayout, make_memory, masks_to_patterns
+from hopfield_masks import HopfieldMemory, MaskLayout, estimate_nbytes, make_memory, masks_to_patterns
 from hopfield_masks.factory import DEFAULT_MAX_BYTES
 from hopfield_masks.files import check_store_target
 from hopfield_masks.implicit import PackedMemory
@@ -141,6 +141,14 @@ def encode_run(run: RunDirectory, *, rule: str = "pseudoinverse", backend: str =
     # sized and bounded before any pattern is read: a refused memory costs nothing
     memory = make_memory(rule, layout.dim, backend, layout=layout, device=device, max_bytes=max_bytes,
                          run_digest=run.weights_digest(), **rule_options)
+    pattern_bytes = len(tasks) * layout.dim * 4  # the (K, d) float32 patterns handed to store()
+    needed = pattern_bytes + estimate_nbytes(rule, layout.dim, memory.backend, count=len(tasks), **rule_options)
+    if max_bytes is not None and needed > max_bytes:
+        raise ValueError(
+            f"encoding {len(tasks)} task(s) of d = {layout.dim:,} mask bits needs {needed:,} bytes "
+            f"({pattern_bytes:,} for the float patterns, the rest for the {memory.backend} memory), over the limit of "
+            f"{max_bytes:,} bytes (max_bytes, `--max-memory`). Raise --max-memory if the machine has the memory, "
+            "or encode fewer tasks (num_tasks).")
     patterns = torch.stack([masks_to_patterns(layout.flatten(run.read_task(t).masks).float()) for t in tasks])
     memory.store(patterns)
     return memory

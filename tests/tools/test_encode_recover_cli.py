@@ -217,5 +217,21 @@ def test_recover_names_a_store_that_is_not_a_regular_file(small, tmp_path, store
 
 
 def test_recover_json_into_a_missing_folder_is_refused(small, tmp_path):
-    result = _invoke("recover", small, "--store", tmp_path, "--no-progress", "--json", tmp_path / "no" / "r.json")
-    assert result.exit_code == 2 and not (tmp_path / "no").exists()
+    store = tmp_path / "s.store"
+    assert _invoke("encode", small, "--out", store).exit_code == 0
+    result = _invoke("recover", small, "--store", store, "--no-progress", "--json", tmp_path / "no" / "r.json")
+    assert result.exit_code == 2 and "--json" in result.output and "does not exist" in result.output
+    assert not (tmp_path / "no").exists()
+
+
+def test_encode_bounds_its_float_patterns_too(small, tmp_path):
+    # the memory alone fits, but the (K, d) float32 patterns handed to store() do not
+    from hopfield_masks import estimate_nbytes
+    from supsup_core.hopsupsup import mask_layout
+    from supsup_core.runs import RunDirectory
+
+    run = RunDirectory.open(small)
+    count, dim = len(run.saved_tasks()), mask_layout(run.load_model(num_tasks=0)).dim
+    limit = estimate_nbytes("pseudoinverse", dim, "implicit", count=count) + count * dim * 2
+    result = _invoke("encode", small, "--out", tmp_path / "s.store", "--max-memory", limit)
+    assert result.exit_code == 1 and "for the float patterns" in result.output and not (tmp_path / "s.store").exists()
