@@ -30,7 +30,13 @@ STALE_TEMP_SECONDS = 600.0
 writer: a live write touches its temp file for the few seconds of one write + fsync, never for minutes."""
 
 # what tempfile.mkstemp puts between prefix and suffix: 8 characters of this alphabet
-_MKSTEMP_MIDDLE = re.compile(r"[a-z0-9_]{8}")
+_TEMP_NAME = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp")  # .NAME.XXXXXXXX.tmp, as atomic_write_bytes names them
+
+
+def temp_file_target(name: str) -> str | None:
+    """The file name an :func:`atomic_write_bytes` temp file called ``name`` was writing, or None if it is none."""
+    match = _TEMP_NAME.fullmatch(name)
+    return None if match is None else match.group("target")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -67,16 +73,12 @@ def remove_stale_temp_files(path: str | os.PathLike, *, older_than: float = STAL
     list of Path, the files removed.
     """
     path = Path(path)
-    prefix, suffix = f".{path.name}.", ".tmp"
     removed = []
     if not path.parent.is_dir():
         return removed
     now = time.time()
     for entry in os.scandir(path.parent):
-        name = entry.name
-        if not (name.startswith(prefix) and name.endswith(suffix) and len(name) == len(prefix) + 8 + len(suffix)):
-            continue
-        if not _MKSTEMP_MIDDLE.fullmatch(name[len(prefix):-len(suffix)]):
+        if temp_file_target(entry.name) != path.name:
             continue
         try:
             info = entry.stat(follow_symlinks=False)

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from hopfield_masks.files import tensor_checksum
-from hopfield_masks.io import load_tensors, read_json, save_tensors, write_json
+from hopfield_masks.io import load_tensors, read_json, save_tensors, temp_file_target, write_json
 from hopfield_masks.patterns import pack_bits, unpack_bits
 from supsup_core import modes, run_lock
 from supsup_core.models import ModelConfig, build_model
@@ -47,7 +47,13 @@ MASK_FORMAT = "supsup-task-masks"
 WEIGHTS_FORMAT = "supsup-weights"
 SCORES_FORMAT = "supsup-task-scores"
 # atomic_write_bytes' temp files: ".<target name>.<random>.tmp" beside the target
-_TEMP_FILE = re.compile(r"^\.(config\.json|results\.json|weights\.safetensors|task_\d+\.safetensors)\.[a-z0-9_]{8}\.tmp$")
+_RUN_FILE = re.compile(r"config\.json|results\.json|weights\.safetensors|task_\d+\.safetensors")
+
+
+def _is_temp_file(name: str) -> bool:
+    """Whether ``name`` is the temp file of an interrupted write of one of the run's own files."""
+    target = temp_file_target(name)
+    return target is not None and _RUN_FILE.fullmatch(target) is not None
 
 
 @dataclass(frozen=True)
@@ -199,7 +205,7 @@ class RunDirectory:
             return
         if not self.path.is_dir():
             raise ValueError(f"{self.path} is a file, not a folder; choose a new --out directory.")
-        others = sorted(p.name for p in self.path.iterdir() if p.name != run_lock.LOCK_NAME and not _TEMP_FILE.match(p.name))
+        others = sorted(p.name for p in self.path.iterdir() if p.name != run_lock.LOCK_NAME and not _is_temp_file(p.name))
         if others:
             raise ValueError(
                 f"{self.path} exists, is not empty and holds no run (no config.json; it holds {', '.join(others[:5])}); "
@@ -211,7 +217,7 @@ class RunDirectory:
         for folder in (self.path, self.path / "masks", self.path / "scores"):
             if folder.is_dir():
                 for p in folder.iterdir():
-                    if _TEMP_FILE.match(p.name) and p.is_file():
+                    if _is_temp_file(p.name) and p.is_file():
                         p.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ lock
