@@ -23,10 +23,10 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from supsup_core.inference import alpha_gradient, infer_task_oneshot
-from supsup_core.models import ModelConfig, build_model
-from supsup_core.objectives import Objective
-from supsup_core.packed_masks import PackedMasks
+from supsup_core.infer.inference import alpha_gradient, infer_task_oneshot
+from supsup_core.nn.models import ModelConfig, build_model
+from supsup_core.infer.objectives import Objective
+from supsup_core.infer.packed_masks import PackedMasks
 
 
 def _transient_peak(fn) -> int:

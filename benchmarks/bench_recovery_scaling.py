@@ -21,13 +21,13 @@ import click
 
 from hopfield_masks.io import write_json
 from hopfield_masks.recovery import RecoveryConfig, SteerConfig
-from supsup_core.continual import train_run
-from supsup_core.hopsupsup import encode_run
-from supsup_core.models import ModelConfig
-from supsup_core.recovery_report import read_true_masks, recover_run
-from supsup_core.runs import RunConfig, RunDirectory
-from supsup_core.streams import StreamConfig, build_stream
-from supsup_core.training import TrainConfig
+from supsup_core.train.continual import train_run
+from supsup_core.hopsupsup.pipeline import encode_run
+from supsup_core.nn.models import ModelConfig
+from supsup_core.hopsupsup.report import read_true_masks, recover_run
+from supsup_core.train.runs import RunConfig, RunDirectory
+from supsup_core.data.streams import StreamConfig, build_stream
+from supsup_core.train.training import TrainConfig
 from tools.options import device_option, resolve_device
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"

@@ -6,8 +6,8 @@ alike; the median and the minimum over the repeats are reported (on a shared mac
 least disturbed step). The floor is the eight bare matmuls a step needs (three forward, three weight
 gradients, two input gradients).
 
-The masked steps use the optimizer ``supsup train`` uses (:func:`supsup_core.training.make_optimizer`):
-on the CPU that is the fused RMSprop of :mod:`supsup_core.fused`, which also writes the next masked
+The masked steps use the optimizer ``supsup train`` uses (:func:`supsup_core.train.training.make_optimizer`):
+on the CPU that is the fused RMSprop of :mod:`supsup_core.nn.fused`, which also writes the next masked
 weights. The reference is plain dense training with ``torch.optim.RMSprop``. Two more lines say where
 the difference comes from: the masked step with torch's RMSprop, and the dense step with the same fused
 kernel (no mask), i.e. the ratio at equal optimizers.
@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from supsup_core import fused, modes
-from supsup_core.models import ModelConfig, build_model
-from supsup_core.training import TrainConfig, make_optimizer
+from supsup_core.nn import fused
+from supsup_core.nn import modes
+from supsup_core.nn.models import ModelConfig, build_model
+from supsup_core.train.training import TrainConfig, make_optimizer
 from tools.options import device_option, resolve_device
 
 SIZES = (784, 1024, 1024, 10)

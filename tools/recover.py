@@ -9,9 +9,9 @@ import click
 from hopfield_masks import load_memory
 from hopfield_masks.io import write_json
 from hopfield_masks.recovery import SCHEDULES, RecoveryConfig, SteerConfig
-from supsup_core.hopsupsup import RECOVERY_METHODS
-from supsup_core.recovery_report import RunRecovery, read_true_masks, recover_run
-from supsup_core.runs import RunDirectory
+from supsup_core.hopsupsup.pipeline import RECOVERY_METHODS
+from supsup_core.hopsupsup.report import RunRecovery, read_true_masks, recover_run
+from supsup_core.train.runs import RunDirectory
 from tools.options import FiniteFloatRange, device_option, json_option, resolve_device, seed_option, user_errors
 
 

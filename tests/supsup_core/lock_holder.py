@@ -6,11 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from supsup_core.runs import RunConfig
+from supsup_core.train.runs import RunConfig
 
 SCRIPT = """
 import json, sys
-from supsup_core.runs import RunConfig, RunDirectory
+from supsup_core.train.runs import RunConfig, RunDirectory
 run = RunDirectory.create(sys.argv[1], RunConfig.from_dict(json.loads(sys.argv[2])))
 print("locked", flush=True)
 sys.stdin.readline()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from supsup_core.idx import write_idx
+from supsup_core.data.idx import write_idx
 
 
 def synthetic_images(n: int, seed: int = 0, size: int = 28) -> tuple[np.ndarray, np.ndarray]:

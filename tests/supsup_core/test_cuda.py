@@ -2,13 +2,13 @@
 import pytest
 import torch
 
-from supsup_core.continual import train_run
-from supsup_core.datasets import load_digits
-from supsup_core.layers import MaskedLinear
-from supsup_core.models import ModelConfig
-from supsup_core.runs import RunConfig, RunDirectory
-from supsup_core.streams import StreamConfig, build_stream
-from supsup_core.training import TrainConfig
+from supsup_core.train.continual import train_run
+from supsup_core.data.datasets import load_digits
+from supsup_core.nn.layers import MaskedLinear
+from supsup_core.nn.models import ModelConfig
+from supsup_core.train.runs import RunConfig, RunDirectory
+from supsup_core.data.streams import StreamConfig, build_stream
+from supsup_core.train.training import TrainConfig
 
 pytestmark = pytest.mark.cuda
 
@@ -44,9 +44,9 @@ def test_run_on_cuda_resumes_on_cpu(tmp_path):
 
 
 def test_rmsprop_on_cuda_is_torchs_and_trains_the_masked_layer():
-    from supsup_core import modes
-    from supsup_core.models import build_model
-    from supsup_core.training import make_optimizer, optimizer_implementation
+    from supsup_core.nn import modes
+    from supsup_core.nn.models import build_model
+    from supsup_core.train.training import make_optimizer, optimizer_implementation
 
     model = build_model(ModelConfig(name="fc1024", input_shape=(20,), output_size=4, width=32, mask_kind="threshold"),
                         torch.Generator().manual_seed(0)).cuda()

@@ -1,0 +1,3 @@
+"""Baselines beside SupSup (parameter superposition, BatchEnsemble, bounds): planned, empty for now."""
+
+__all__ = []

@@ -1,0 +1,239 @@
+"""GN evaluation: classify each task's test images with a task inferred from the masks alone, no task id.
+
+Each task's test images are cut into groups of ``images_per_inference``; each group's task is inferred
+(one-shot or binary, entropy or superfluous objective) among the learned tasks, then the group is classified
+with the inferred task's mask. Two scenarios (SupSup's names):
+
+- ``GNs`` (shared labels): the group's predictions count as they come, whichever mask made them;
+- ``GNu`` (unshared labels): a group whose task is inferred wrongly scores 0, as in the paper.
+
+The GG accuracy (true task's mask) on the same images is reported alongside for comparison.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import NamedTuple, Sequence
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from supsup_core.nn import modes
+from supsup_core.checks import check_choice, check_output_size, check_positive
+from supsup_core.infer.inference import INFERENCE
+from supsup_core.nn.layers import MaskedBatchNorm, MaskedLayer
+from supsup_core.infer.objectives import OBJECTIVES, Objective
+from supsup_core.infer.packed_masks import PackedMasks
+from supsup_core.train.runs import RunDirectory
+from supsup_core.data.streams import TaskData, TaskStream, build_stream
+from supsup_core.train.training import correct
+
+__all__ = ["GN_SCENARIOS", "GNConfig", "GNResult", "evaluate_gn", "evaluate_run_gn"]
+
+GN_SCENARIOS = ("GNs", "GNu")
+
+
+@dataclass(frozen=True)
+class GNConfig:
+    """How to evaluate without task ids.
+
+    Parameters
+    ----------
+    scenario : {"GNs", "GNu"}
+    inference : {"oneshot", "binary"}
+        A key of :data:`supsup_core.infer.inference.INFERENCE`.
+    objective : {"entropy", "superfluous"}
+        A key of :data:`supsup_core.infer.objectives.OBJECTIVES`.
+    real_outputs : int
+        Number of classes; predictions are the argmax over these outputs only.
+    images_per_inference : int
+        Images whose task is inferred together (1 = single-image inference).
+    max_images_per_task : int, optional
+        Use only the first this many test images of each task (single-image inference is slow).
+    batch_size : int
+        Images classified per forward pass.
+    """
+
+    scenario: str = "GNu"
+    inference: str = "oneshot"
+    objective: str = "entropy"
+    real_outputs: int = 10
+    images_per_inference: int = 128
+    max_images_per_task: int | None = None
+    batch_size: int = 1000
+
+    def __post_init__(self) -> None:
+        check_choice("scenario", self.scenario, GN_SCENARIOS, "GG needs no task inference; use GNs or GNu here.")
+        check_choice("inference", self.inference, INFERENCE, "Use --inference oneshot or --inference binary.")
+        check_choice("objective", self.objective, OBJECTIVES, "Use --objective entropy or --objective superfluous.")
+        check_positive("real_outputs", self.real_outputs, "It is the number of classes, e.g. 10 for MNIST.")
+        check_positive("images_per_inference", self.images_per_inference)
+        if self.max_images_per_task is not None:
+            check_positive("max_images_per_task", self.max_images_per_task)
+        check_positive("batch_size", self.batch_size)
+
+
+class GNResult(NamedTuple):
+    """Results of :func:`evaluate_gn`; lists are indexed by task id.
+
+    ``task_inference_accuracy`` is the fraction of all groups whose task was inferred correctly;
+    ``gg_*`` are the accuracies with the true task's mask on the same images.
+    """
+
+    per_task_accuracy: list[float]
+    average_accuracy: float
+    task_inference_accuracy: float
+    per_task_inference_accuracy: list[float]
+    gg_per_task_accuracy: list[float]
+    gg_average_accuracy: float
+    inferences: int
+    seconds: float
+
+
+def _check_model(model: nn.Module, config: GNConfig) -> None:
+    others = [name for name, m in model.named_modules() if m is not model and hasattr(m, "set_task") and not isinstance(m, MaskedLayer)]
+    if others:
+        raise ValueError(
+            f"GN evaluation superposes masks only, but modules {others} keep other per-task state (e.g. BatchNorm "
+            "statistics); evaluate this model in the GG scenario."
+        )
+    if config.images_per_inference < 2 and any(isinstance(m, MaskedBatchNorm) for m in model.modules()):
+        raise ValueError(
+            "this model normalises with batch statistics, which need at least 2 images; use --images-per-inference 2 or more."
+        )
+
+
+@torch.no_grad()
+def _correct(model: nn.Module, masks: PackedMasks, task_id: int, x: Tensor, y: Tensor, config: GNConfig) -> Tensor:
+    """Per-image correctness (bool, shape (N,)) of ``x`` classified with ``task_id``'s mask."""
+    modes.set_masks(model, {name: m.to(x.device) for name, m in masks.task_masks(task_id).items()})
+    return correct(model, x, y, num_classes=config.real_outputs, batch_size=config.batch_size)
+
+
+def evaluate_gn(model: nn.Module, masks: PackedMasks, tasks: Sequence[TaskData], config: GNConfig, *,
+                mask_of_task: Sequence[int] | None = None, progress: bool = False) -> GNResult:
+    """Accuracy of every task without task ids, inferring each group's task from ``masks``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The fixed-weight model; its masked layers are driven by ``masks`` (it need hold no task).
+    masks : PackedMasks
+        The learned tasks' masks, on the model's device; task ``t``'s test data is ``tasks[t]``.
+    tasks : sequence of TaskData
+        Test images ``x`` (N, ...) and labels ``y`` (N,) per task.
+    config : GNConfig
+    mask_of_task : sequence of int, optional
+        The mask that belongs to each task (NN runs, where masks were allocated without task ids);
+        default: mask ``t`` for task ``t``, so at most ``masks.num_tasks`` tasks.
+    progress : bool
+        Show a tqdm bar over tasks.
+
+    Returns
+    -------
+    GNResult
+    """
+    _check_model(model, config)
+    if masks.num_tasks == 0 or not tasks:
+        raise ValueError("there is nothing to evaluate: no learned task; train at least one task first.")
+    if mask_of_task is None:
+        if len(tasks) > masks.num_tasks:
+            raise ValueError(f"{len(tasks)} test sets but only {masks.num_tasks} learned masks; pass one test set per learned task.")
+        mask_of_task = range(len(tasks))
+    if len(mask_of_task) != len(tasks) or any(not 0 <= m < masks.num_tasks for m in mask_of_task):
+        raise ValueError(
+            f"mask_of_task must name one mask in 0..{masks.num_tasks - 1} per test set ({len(tasks)}); got {list(mask_of_task)}."
+        )
+    objective = Objective(config.objective, config.real_outputs)
+    infer = INFERENCE[config.inference]
+    candidates = torch.arange(masks.num_tasks)  # the learned tasks only
+    start = time.perf_counter()
+    per_task, per_task_inference, gg, inferences, right = [], [], [], 0, 0
+    for task_id, data in enumerate(tqdm(tasks, desc=f"{config.scenario} {config.inference}", disable=not progress, leave=False)):
+        own = int(mask_of_task[task_id])
+        n = len(data.y) if config.max_images_per_task is None else min(len(data.y), config.max_images_per_task)
+        x, y = data.x[:n], data.y[:n]
+        if n == 0:
+            raise ValueError(f"task {task_id} has no test images; check the data stream.")
+        # Near-equal groups (sizes differ by at most one), so no group is a lone leftover image.
+        groups = torch.tensor_split(torch.arange(n, device=x.device), math.ceil(n / config.images_per_inference))
+        inferred = torch.tensor([infer(model, x[g], masks, objective, candidates).task_id for g in groups])
+        inferences += len(groups)
+        right += int((inferred == own).sum())
+        per_task_inference.append(int((inferred == own).sum()) / len(groups))
+        true_hits = _correct(model, masks, own, x, y, config)
+        gg.append(int(true_hits.sum()) / n)
+        hits = torch.zeros(n, dtype=torch.bool, device=x.device)
+        for guess in inferred.unique().tolist():
+            chosen = torch.cat([g for g, t in zip(groups, inferred.tolist()) if t == guess])
+            if guess == own:
+                hits[chosen] = true_hits[chosen]
+            elif config.scenario == "GNs":  # shared labels: the wrong mask's predictions still count
+                hits[chosen] = _correct(model, masks, guess, x[chosen], y[chosen], config)
+            # GNu: a wrongly inferred group scores 0 (hits stay False)
+        per_task.append(int(hits.sum()) / n)
+    return GNResult(
+        per_task_accuracy=per_task,
+        average_accuracy=sum(per_task) / len(per_task),
+        task_inference_accuracy=right / inferences,
+        per_task_inference_accuracy=per_task_inference,
+        gg_per_task_accuracy=gg,
+        gg_average_accuracy=sum(gg) / len(gg),
+        inferences=inferences,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _nn_mask_of_task(run: RunDirectory, results: dict, num_tasks: int) -> list[int]:
+    """The ``mask_of_task`` an NN run's results.json records, checked (one mask id per task of the stream)."""
+    if "mask_of_task" not in results:
+        raise ValueError(
+            f"{run.path} is an NN run that stopped before it finished: its results.json has no mask_of_task (the mask "
+            "each task trained most), so its masks cannot be matched to the tasks. NN runs are not resumable; run the "
+            "same `supsup train --scenario NN` command again with a new --out directory."
+        )
+    mask_of_task = results["mask_of_task"]
+    if (not isinstance(mask_of_task, list) or len(mask_of_task) != num_tasks
+            or any(isinstance(m, bool) or not isinstance(m, int) for m in mask_of_task)):
+        raise ValueError(
+            f"{run.results_path}: mask_of_task must be a list of {num_tasks} mask ids, one per task of the stream; got "
+            f"{mask_of_task!r}. The file is damaged; train the NN run again into a new --out directory."
+        )
+    return mask_of_task
+
+
+def evaluate_run_gn(run: RunDirectory, config: GNConfig, *, device: torch.device | str = "cpu",
+                    stream: TaskStream | None = None, progress: bool = False) -> GNResult:
+    """:func:`evaluate_gn` on a run directory: every task with a mask file, packed, on the run's test sets.
+
+    The model is loaded with its fixed weights only; the masks stay bit-packed (d/8 bytes per task).
+
+    Parameters
+    ----------
+    run : RunDirectory
+    config : GNConfig
+        ``real_outputs`` must not exceed the model's output size.
+    device : torch.device or str
+    stream : TaskStream, optional
+        Default: built from the run's stream config on ``device``.
+    progress : bool
+    """
+    saved = run.saved_tasks()
+    if not saved:
+        raise ValueError(f"the run in {run.path} holds no trained task (no mask files); train it first with `supsup train`.")
+    if saved != list(range(len(saved))):
+        raise ValueError(f"the run's mask files cover tasks {saved}, not 0..{len(saved) - 1}; the run is incomplete. Resume training first.")
+    check_output_size(run.config.model.output_size, config.real_outputs, needs_extra=config.objective == "superfluous")
+    stream = stream if stream is not None else build_stream(run.config.stream, device)
+    results = run.read_results()
+    # An NN run's masks were allocated without task ids: every task of the stream, each with the mask it trained most.
+    mask_of_task = _nn_mask_of_task(run, results, stream.num_tasks) if results.get("scenario") == "NN" else None
+    task_ids = range(stream.num_tasks) if mask_of_task is not None else saved
+    if mask_of_task is None and len(saved) > stream.num_tasks:
+        raise ValueError(f"the run holds {len(saved)} tasks but its stream has {stream.num_tasks}; the run directory is inconsistent.")
+    model = run.load_model(device, num_tasks=0)
+    masks = PackedMasks.from_task_masks(run.read_task(t).masks for t in saved).to(device)
+    tasks = [stream.test_set(t) for t in task_ids]
+    return evaluate_gn(model, masks, tasks, config, mask_of_task=mask_of_task, progress=progress)

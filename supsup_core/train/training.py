@@ -1,0 +1,263 @@
+"""Train one task's supermask scores over the fixed weights, and measure a task's test accuracy."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from supsup_core.nn import fused
+from supsup_core.nn import modes
+from supsup_core.checks import check_choice, check_finite, check_int, check_positive
+from supsup_core.nn.fused import MaskSink
+from supsup_core.data.streams import TaskData, TaskStream
+
+__all__ = ["TrainConfig", "TrainResult", "OPTIMIZERS", "make_optimizer", "optimizer_implementation", "uses_fused_rmsprop", "task_generator", "train_task", "evaluate_task", "evaluate_tasks"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train one task's scores. Give exactly one of ``iterations`` and ``epochs``.
+
+    Parameters
+    ----------
+    iterations : int, optional
+        Number of batches per task.
+    epochs : float, optional
+        Passes over the task's training set (rounded up to whole batches).
+    batch_size : int
+    optimizer : {"sgd", "adam", "rmsprop"}
+        A key of :data:`OPTIMIZERS`.
+    lr : float
+    momentum : float, optional
+        SGD and RMSprop momentum; default 0.9 for SGD and 0 for RMSprop. Adam takes none.
+    weight_decay : float
+    eval_batch_size : int
+        Test batch size (BatchNorm-masked models normalise with the batch's statistics).
+    """
+
+    iterations: int | None = None
+    epochs: float | None = None
+    batch_size: int = 128
+    optimizer: str = "rmsprop"
+    lr: float = 1e-4
+    momentum: float | None = None
+    weight_decay: float = 0.0
+    eval_batch_size: int = 1000
+
+    def __post_init__(self) -> None:
+        if (self.iterations is None) == (self.epochs is None):
+            raise ValueError(
+                f"give exactly one of iterations and epochs; got iterations={self.iterations}, epochs={self.epochs}. "
+                "Drop one of --iterations/--epochs."
+            )
+        if self.iterations is not None:
+            check_int("iterations", self.iterations, minimum=1, fix="Give a whole number of batches, e.g. --iterations 1000.")
+        if self.epochs is not None:
+            check_positive("epochs", self.epochs, "Give a finite number of passes, e.g. --epochs 1.")
+        check_int("batch_size", self.batch_size, minimum=1, fix="Give a whole number of samples, e.g. --batch-size 128.")
+        check_int("eval_batch_size", self.eval_batch_size, minimum=1, fix="Give a whole number of samples, e.g. 1000.")
+        check_positive("lr", self.lr, "Give a finite learning rate, e.g. --lr 1e-4.")
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        if self.optimizer == "adam" and self.momentum is not None:
+            raise ValueError(f"adam takes no momentum; got momentum={self.momentum}. Leave --momentum out or use sgd/rmsprop.")
+        if self.momentum is not None:
+            check_finite("momentum", self.momentum, "Give a momentum in [0, 1), e.g. --momentum 0.9.")
+            if not 0 <= self.momentum < 1:
+                raise ValueError(f"momentum must lie in [0, 1); got {self.momentum!r}. Give e.g. --momentum 0.9, or leave it out.")
+        check_finite("weight_decay", self.weight_decay, "Give a finite weight decay, e.g. --weight-decay 1e-4, or 0.")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay}. Give e.g. --weight-decay 1e-4, or 0.")
+
+    def num_batches(self, num_train: int) -> int:
+        """Batches per task for a task with ``num_train`` training samples."""
+        if num_train < 1:
+            raise ValueError(f"a task needs training samples; got num_train={num_train}. Check that the data holds every task's classes.")
+        if self.iterations is not None:
+            return int(self.iterations)
+        return max(1, math.ceil(self.epochs * num_train / min(self.batch_size, num_train)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+        return cls(**dict(data))
+
+
+Masks = Mapping[torch.Tensor, MaskSink]
+
+
+# fused=True on CPU tensors needs torch >= 2.4 (the pyproject's lower bound); older releases have CUDA kernels only.
+def _sgd(params: list[nn.Parameter], c: TrainConfig, masks: Masks | None = None) -> torch.optim.Optimizer:
+    momentum = 0.9 if c.momentum is None else c.momentum
+    return torch.optim.SGD(params, lr=c.lr, momentum=momentum, weight_decay=c.weight_decay, fused=True)
+
+
+def _adam(params: list[nn.Parameter], c: TrainConfig, masks: Masks | None = None) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, fused=True)
+
+
+def uses_fused_rmsprop(config: TrainConfig, device: torch.device | str) -> bool:
+    """Whether training with ``config`` on ``device`` runs :class:`supsup_core.nn.fused.FusedRMSprop`."""
+    return config.optimizer == "rmsprop" and torch.device(device).type == "cpu" and fused.kernels_available()
+
+
+def _rmsprop(params: list[nn.Parameter], c: TrainConfig, masks: Masks | None = None) -> torch.optim.Optimizer:
+    momentum = 0.0 if c.momentum is None else c.momentum
+    if all(uses_fused_rmsprop(c, p.device) for p in params):
+        # one pass per tensor, and the next forward's masked weights come with it (see supsup_core.nn.fused)
+        return fused.FusedRMSprop(params, lr=c.lr, momentum=momentum, weight_decay=c.weight_decay, masks=masks)
+    return torch.optim.RMSprop(params, lr=c.lr, momentum=momentum, weight_decay=c.weight_decay, foreach=True)
+
+
+# name -> builder(params, config, masks=None); torch's fused SGD and Adam, and our fused RMSprop on the CPU
+# (torch has none; the multi-tensor one elsewhere). ``masks`` are the layers' MaskSinks, which only the
+# fused RMSprop uses.
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "sgd": _sgd,
+    "adam": _adam,
+    "rmsprop": _rmsprop,
+}
+
+
+def make_optimizer(model: nn.Module, task_id: int, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer ``config`` names, over the scores of ``task_id`` in every masked layer of ``model``."""
+    layers = list(modes.masked_layers(model).values())
+    params = [layer.task_scores(task_id) for layer in layers]
+    if not params:
+        raise ValueError("this model has no masked layers, so there is nothing to train; build it with supsup_core.nn.models.build_model")
+    masks = {p: sink for layer, p in zip(layers, params) if (sink := layer.mask_sink(task_id)) is not None}
+    return OPTIMIZERS[config.optimizer](params, config, masks)
+
+
+def optimizer_implementation(optimizer: torch.optim.Optimizer) -> str:
+    """Which implementation ``optimizer`` is: "fused-cpu-rmsprop", "torch-rmsprop", "torch-sgd" or "torch-adam".
+
+    Runs record it, since the fused CPU kernel and torch's RMSprop agree only up to float rounding.
+    """
+    if isinstance(optimizer, fused.FusedRMSprop) and fused.kernels_available():
+        return "fused-cpu-rmsprop"
+    if isinstance(optimizer, fused.FusedRMSprop):
+        return "torch-rmsprop"  # without a kernel every tensor takes torch's single-tensor RMSprop
+    return f"torch-{type(optimizer).__name__.lower()}"
+
+
+def clear_fresh_masked_weights(model: nn.Module) -> None:
+    """Drop the masked weights a fused optimizer left in ``model``'s layers (call when training stops)."""
+    for layer in modes.masked_layers(model).values():
+        layer.clear_fresh_masked_weight()
+
+
+class TrainResult(NamedTuple):
+    """What training one task did: ``iterations`` batches, the mean loss of the last 10% of them, seconds taken,
+    and which optimizer implementation ran (see :func:`optimizer_implementation`)."""
+
+    task_id: int
+    iterations: int
+    final_loss: float
+    seconds: float
+    optimizer: str
+
+
+def task_generator(seed: int, task_id: int) -> torch.Generator:
+    """A CPU generator for task ``task_id`` of a run seeded ``seed`` (score init and batch order).
+
+    Each task gets its own stream, so resuming a run after task ``t`` reproduces task ``t + 1`` exactly.
+    """
+    state = np.random.SeedSequence([int(seed), int(task_id)]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+def train_task(
+    model: nn.Module,
+    task_id: int,
+    stream: TaskStream,
+    config: TrainConfig,
+    *,
+    generator: torch.Generator,
+    progress: bool = False,
+) -> TrainResult:
+    """Train the scores of ``task_id`` only (every other task and all weights stay untouched).
+
+    Parameters
+    ----------
+    model : nn.Module
+        A model from :func:`supsup_core.nn.models.build_model` that holds trainable scores for ``task_id``.
+    task_id : int
+        The model's task whose scores are trained on the stream's task of the same id.
+    stream : TaskStream
+    config : TrainConfig
+    generator : torch.Generator
+        CPU generator for the batch order (see :func:`task_generator`).
+    progress : bool
+        Show a tqdm bar.
+    """
+    optimizer = make_optimizer(model, task_id, config)
+    modes.set_task(model, task_id)
+    model.train()
+    num_train = stream.num_train(task_id)
+    if num_train == 0:
+        raise ValueError(f"task {task_id} of {stream.name} has no training samples, so there is nothing to train on; "
+                         "check that the data's train split holds every task's classes.")
+    num_batches = config.num_batches(num_train)
+    tail = max(1, num_batches // 10)
+    tail_loss = torch.zeros((), device=stream.device)  # summed on the device: no sync per step
+    start = time.perf_counter()
+    batches = stream.train_batches(task_id, batch_size=config.batch_size, num_batches=num_batches, generator=generator)
+    bar = tqdm(batches, total=num_batches, desc=f"task {task_id}", disable=not progress, leave=False)
+    try:
+        for i, (x, y) in enumerate(bar):
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if i >= num_batches - tail:
+                tail_loss += loss.detach()
+            if progress and i % 50 == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+    finally:
+        clear_fresh_masked_weights(model)
+    return TrainResult(int(task_id), num_batches, float(tail_loss) / tail, time.perf_counter() - start,
+                       optimizer_implementation(optimizer))
+
+
+@torch.no_grad()
+def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, num_classes: int, batch_size: int = 1000) -> torch.Tensor:
+    """Per-sample correctness, bool of shape (N,), of ``model`` in whatever mask mode it is in now.
+
+    The prediction is the argmax over the first ``num_classes`` outputs (extra "superfluous" outputs are
+    never predicted).
+    """
+    model.eval()
+    hits = [model(x[lo: lo + batch_size])[:, :num_classes].argmax(1) == y[lo: lo + batch_size]
+            for lo in range(0, len(y), batch_size)]
+    return torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool, device=y.device)
+
+
+def accuracy(model: nn.Module, data: TaskData, *, num_classes: int, batch_size: int = 1000) -> float:
+    """Test accuracy of ``model`` in whatever mask mode it is in now, on ``data`` (see :func:`correct`)."""
+    hits = correct(model, data.x, data.y, num_classes=num_classes, batch_size=batch_size)
+    return float(hits.sum()) / max(1, len(hits))
+
+
+def evaluate_task(model: nn.Module, task_id: int, stream: TaskStream, *, batch_size: int = 1000) -> float:
+    """Test accuracy of ``model`` with task ``task_id``'s mask on that task's test set (GG scenario)."""
+    modes.set_task(model, task_id)
+    data = stream.test_set(task_id)
+    if not len(data.y):  # an accuracy of 0.0 would read as a result
+        raise ValueError(f"task {task_id} of {stream.name} has no test samples to evaluate; check that the data's test "
+                         "split holds every task's classes.")
+    return accuracy(model, data, num_classes=stream.num_classes, batch_size=batch_size)
+
+
+def evaluate_tasks(model: nn.Module, stream: TaskStream, task_ids: Iterable[int], *, batch_size: int = 1000) -> list[float]:
+    """:func:`evaluate_task` for each of ``task_ids``, in order."""
+    return [evaluate_task(model, t, stream, batch_size=batch_size) for t in task_ids]

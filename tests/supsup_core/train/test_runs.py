@@ -1,0 +1,174 @@
+"""Run directories: layout, mask files, validated loads, resume after a crash, config mismatch."""
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from hopfield_masks.files import tensor_checksum
+from hopfield_masks.io import load_tensors, save_tensors
+from supsup_core.train import continual
+from supsup_core.nn import modes
+from supsup_core.train.continual import train_run
+from supsup_core.data.datasets import load_digits
+from supsup_core.train.evaluation import evaluate_gg
+from supsup_core.nn.models import ModelConfig
+from supsup_core.train.runs import RunConfig, RunDirectory
+from supsup_core.data.streams import StreamConfig, build_stream
+from supsup_core.train.training import TrainConfig, evaluate_tasks
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits()
+
+
+def _config(model="lenet", dataset="permuted-mnist", num_tasks=3, iterations=15, width=16, **kw) -> RunConfig:
+    return RunConfig(model=ModelConfig(name=model, input_shape=(1, 8, 8), num_tasks=0, width=width, **kw),
+                     stream=StreamConfig(dataset=dataset, num_tasks=num_tasks, seed=1),
+                     train=TrainConfig(iterations=iterations, batch_size=64, lr=1e-2), seed=1)
+
+
+def _train(path, digits, config=None):
+    config = config or _config()
+    run = RunDirectory.create(path, config)
+    return run, train_run(run, stream=build_stream(config.stream, data=digits))
+
+
+def _files(path):
+    """Every file of a run but its lock file (whose content names the holder) by relative path."""
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+def test_layout_results_and_no_forgetting(tmp_path, digits):
+    run, result = _train(tmp_path / "run", digits)
+    assert (run.path / ".lock").is_file()
+    assert sorted(_files(run.path)) == ["config.json", "masks/task_000.safetensors", "masks/task_001.safetensors",
+                                        "masks/task_002.safetensors", "results.json", "weights.safetensors"]
+    results = json.loads((run.path / "results.json").read_text())
+    matrix = results["accuracy_matrix"]
+    assert [len(row) for row in matrix] == [1, 2, 3]
+    assert matrix[-1] == [matrix[j][j] for j in range(3)]  # fixed weights: nothing is forgotten
+    assert results["bwt"] == 0.0 and results["forgetting_max"] == 0.0 and results["finished"] is True
+    d = results["mask_bits_per_task"]
+    assert d == 16 * 64 + 5 * 16 + 10 * 5
+    assert all(d / 8 <= b < d / 8 + 600 for b in results["mask_bytes_per_task"])
+    assert result.metrics["average_accuracy"] == pytest.approx(results["average_accuracy"])
+
+
+def test_loaded_model_reproduces_the_trained_masks(tmp_path, digits):
+    run, result = _train(tmp_path / "run", digits)
+    stream = build_stream(run.config.stream, data=digits)
+    model = run.load_model()
+    assert evaluate_tasks(model, stream, range(3)) == result.accuracy_matrix[-1]
+    assert evaluate_gg(run, stream=stream).per_task_accuracy == result.accuracy_matrix[-1]
+    masks = run.read_task(1).masks
+    assert all(torch.equal(masks[name], layer.task_mask(1).bool()) for name, layer in modes.masked_layers(model).items())
+
+
+def test_resume_after_crash_continues_and_changes_nothing_written(tmp_path, digits, monkeypatch):
+    _train(tmp_path / "straight", digits)
+    real = continual.train_task
+
+    def crash_at_task_2(model, task_id, *args, **kwargs):
+        if task_id == 2:
+            raise KeyboardInterrupt("simulated crash")
+        return real(model, task_id, *args, **kwargs)
+
+    monkeypatch.setattr(continual, "train_task", crash_at_task_2)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path / "crashed", digits)
+    before = _files(tmp_path / "crashed")
+    assert json.loads(before["results.json"])["finished"] is False and len(json.loads(before["results.json"])["accuracy_matrix"]) == 2
+    monkeypatch.setattr(continual, "train_task", real)
+    run, result = _train(tmp_path / "crashed", digits)
+    after = _files(run.path)
+    assert result.resumed_from == 2
+    assert all(after[name] == data for name, data in before.items() if name != "results.json")
+    straight = _files(tmp_path / "straight")
+    assert sorted(after) == sorted(straight) and after["config.json"] == straight["config.json"]
+    for name in (n for n in after if n.endswith(".safetensors")):  # same content (safetensors orders metadata freely)
+        (a, meta_a), (b, meta_b) = load_tensors(run.path / name), load_tensors(tmp_path / "straight" / name)
+        assert meta_a == meta_b and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    assert json.loads(after["results.json"])["accuracy_matrix"] == json.loads(straight["results.json"])["accuracy_matrix"]
+
+
+def test_crash_between_mask_and_results_evaluates_without_retraining(tmp_path, digits, monkeypatch):
+    real = continual.evaluate_tasks
+    monkeypatch.setattr(continual, "evaluate_tasks", lambda model, stream, ids, **kw: (_ for _ in ()).throw(RuntimeError("boom"))
+                        if len(ids) == 2 else real(model, stream, ids, **kw))
+    with pytest.raises(RuntimeError):
+        _train(tmp_path / "run", digits)
+    mask_1 = (tmp_path / "run" / "masks" / "task_001.safetensors").read_bytes()
+    monkeypatch.setattr(continual, "evaluate_tasks", real)
+    trained = []
+    real_train = continual.train_task
+    monkeypatch.setattr(continual, "train_task", lambda m, t, *a, **k: trained.append(t) or real_train(m, t, *a, **k))
+    run, result = _train(tmp_path / "run", digits)
+    assert trained == [2] and (run.mask_path(1)).read_bytes() == mask_1
+    assert run.read_results()["tasks"][1]["trained"] is False and len(result.accuracy_matrix) == 3
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path, digits):
+    _train(tmp_path / "run", digits, _config(num_tasks=1))
+    with pytest.raises(ValueError, match=r"different config \(.*train.iterations: 15 -> 20.*Repeat the original options"):
+        RunDirectory.create(tmp_path / "run", _config(num_tasks=1, iterations=20))
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "x").write_text("x")
+    with pytest.raises(ValueError, match="holds no run"):
+        RunDirectory.create(tmp_path / "other", _config())
+    with pytest.raises(ValueError, match="not a run directory"):
+        RunDirectory.open(tmp_path / "other")
+
+
+def test_corrupted_and_foreign_mask_files_are_rejected(tmp_path, digits):
+    run, _ = _train(tmp_path / "run", digits, _config(num_tasks=2))
+    run.mask_path(0).write_bytes(run.mask_path(0).read_bytes()[:50])
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        run.read_task(0)
+    run.mask_path(1).rename(run.mask_path(0))
+    with pytest.raises(ValueError, match="holds task '1', not 0; it was renamed"):
+        run.read_task(0)
+
+
+def test_deleted_masks_and_scores(tmp_path, digits):
+    run, _ = _train(tmp_path / "run", digits, dataclasses.replace(_config(num_tasks=2), save_scores=True))
+    scores = run.read_scores(1)
+    mask = run.read_task(1).masks
+    assert all(torch.equal(scores[name] >= 0, mask[name]) for name in mask)  # threshold masks
+    run.delete_task_masks(0)
+    with pytest.raises(ValueError, match="task 0 has no mask file"):
+        run.load_model(num_tasks=2)
+
+
+def test_per_task_batchnorm_statistics_are_stored(tmp_path, digits):
+    config = _config(model="resnet18", dataset="split-mnist", num_tasks=2, iterations=3, width=2)
+    run, result = _train(tmp_path / "run", digits, config)
+    task = run.read_task(1)
+    assert "stem_bn" in task.state and set(task.state["stem_bn"]) == {"running_mean", "running_var", "num_batches_tracked"}
+    model = run.load_model()
+    assert torch.equal(model.stem_bn.norms[1].running_mean, task.state["stem_bn"]["running_mean"])
+    assert evaluate_tasks(model, build_stream(config.stream, data=digits), range(2)) == result.accuracy_matrix[-1]
+
+
+def test_model_must_fit_the_stream(tmp_path, digits):
+    config = RunConfig(model=ModelConfig(name="lenet", input_shape=(1, 8, 8), num_tasks=0, output_size=5, width=8),
+                       stream=StreamConfig(dataset="split-mnist", num_tasks=2), train=TrainConfig(iterations=1))
+    run = RunDirectory.create(tmp_path / "run", config)
+    with pytest.raises(ValueError, match="output size 5 is smaller than the 10 classes.*--output-size 10"):
+        train_run(run, stream=build_stream(config.stream, data=digits))
+    with pytest.raises(ValueError, match="num_tasks=0"):
+        RunConfig(model=ModelConfig(name="lenet", num_tasks=1), stream=config.stream, train=config.train)
+
+
+def test_a_mask_file_naming_other_layers_is_refused(tmp_path, digits):
+    run, _ = _train(tmp_path / "run", digits, _config(num_tasks=1))
+    tensors, meta = load_tensors(run.mask_path(0))
+    # a well-formed file whose metadata and tensors name a layer this run's model does not have
+    renamed = {key.replace("layers.0", "layers.9"): value for key, value in tensors.items()}
+    meta = {key: value for key, value in meta.items() if key != "checksum"}
+    meta["masks"] = meta["masks"].replace('"layers.0"', '"layers.9"')
+    save_tensors(run.mask_path(0), renamed, {**meta, "checksum": tensor_checksum(renamed, meta)})
+    assert "layers.9" in run.read_task(0).masks
+    with pytest.raises(ValueError, match="belongs to another run"):
+        run.load_model()
