@@ -206,7 +206,7 @@ class SteerConfig:
         Stop the descent early once ``sign(z)`` has not changed for this many consecutive steps (it
         usually settles within two or three); None runs all ``steps``.
     retries : int
-        Used by :func:`supsup_core.hopsupsup.recover_task` with memories that keep their patterns: when
+        Used by :func:`supsup_core.hopsupsup.pipeline.recover_task` with memories that keep their patterns: when
         the recall ends on no stored pattern (a spurious mixture state), descend again from the start
         with more data per step, up to this many times (see :meth:`retry`).
     """

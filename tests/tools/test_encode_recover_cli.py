@@ -227,8 +227,8 @@ def test_recover_json_into_a_missing_folder_is_refused(small, tmp_path):
 def test_encode_bounds_its_float_patterns_too(small, tmp_path):
     # the memory alone fits, but the (K, d) float32 patterns handed to store() do not
     from hopfield_masks import estimate_nbytes
-    from supsup_core.hopsupsup import mask_layout
-    from supsup_core.runs import RunDirectory
+    from supsup_core.hopsupsup.pipeline import mask_layout
+    from supsup_core.train.runs import RunDirectory
 
     run = RunDirectory.open(small)
     count, dim = len(run.saved_tasks()), mask_layout(run.load_model(num_tasks=0)).dim

@@ -5,10 +5,10 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from supsup_core.models import ModelConfig
-from supsup_core.runs import RunConfig, RunDirectory
-from supsup_core.streams import StreamConfig
-from supsup_core.training import TrainConfig
+from supsup_core.nn.models import ModelConfig
+from supsup_core.train.runs import RunConfig, RunDirectory
+from supsup_core.data.streams import StreamConfig
+from supsup_core.train.training import TrainConfig
 from tools.cli import main
 
 TRAIN = ["train", "--dataset", "permuted-mnist", "--num-tasks", "2", "--model", "lenet", "--width", "16",

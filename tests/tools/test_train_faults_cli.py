@@ -7,7 +7,7 @@ import signal
 import pytest
 from click.testing import CliRunner
 
-from supsup_core.runs import RunDirectory
+from supsup_core.train.runs import RunDirectory
 from tests.supsup_core.lock_holder import hold_lock
 from tools.cli import main
 

@@ -5,11 +5,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from supsup_core.continual import transfer_scores, train_run
-from supsup_core.models import ModelConfig
-from supsup_core.runs import RunConfig, RunDirectory
-from supsup_core.streams import StreamConfig
-from supsup_core.training import TrainConfig
+from supsup_core.train.continual import transfer_scores, train_run
+from supsup_core.nn.models import ModelConfig
+from supsup_core.train.runs import RunConfig, RunDirectory
+from supsup_core.data.streams import StreamConfig
+from supsup_core.train.training import TrainConfig
 from tools.cli import main
 
 TRAIN = ["train", "--dataset", "permuted-mnist", "--num-tasks", "2", "--model", "lenet", "--width", "16",
@@ -94,7 +94,7 @@ def test_transfer_needs_saved_scores():
 
 
 def test_an_nn_run_that_crashed_before_its_results_is_never_resumed_as_gg(tmp_path, monkeypatch):
-    import supsup_core.nn_training as nn_training
+    import supsup_core.infer.nn_training as nn_training
 
     def crash(*args, **kwargs):
         raise RuntimeError("simulated crash during the evaluation after the masks were written")
