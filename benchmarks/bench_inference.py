@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 from supsup_core.infer.inference import alpha_gradient, infer_task_oneshot
-from supsup_core.nn.models import ModelConfig, build_model
 from supsup_core.infer.objectives import Objective
 from supsup_core.infer.packed_masks import PackedMasks
+from supsup_core.nn.models import ModelConfig, build_model
 
 
 def _transient_peak(fn) -> int:

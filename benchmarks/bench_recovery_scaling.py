@@ -21,12 +21,12 @@ import click
 
 from hopfield_masks.io import write_json
 from hopfield_masks.recovery import RecoveryConfig, SteerConfig
-from supsup_core.train.continual import train_run
-from supsup_core.hopsupsup.pipeline import encode_run
-from supsup_core.nn.models import ModelConfig
-from supsup_core.hopsupsup.report import read_true_masks, recover_run
-from supsup_core.train.runs import RunConfig, RunDirectory
 from supsup_core.data.streams import StreamConfig, build_stream
+from supsup_core.hopsupsup.pipeline import encode_run
+from supsup_core.hopsupsup.report import read_true_masks, recover_run
+from supsup_core.nn.models import ModelConfig
+from supsup_core.train.continual import train_run
+from supsup_core.train.runs import RunConfig, RunDirectory
 from supsup_core.train.training import TrainConfig
 from tools.options import device_option, resolve_device
 

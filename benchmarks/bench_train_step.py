@@ -22,8 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from supsup_core.nn import fused
-from supsup_core.nn import modes
+from supsup_core.nn import fused, modes
 from supsup_core.nn.models import ModelConfig, build_model
 from supsup_core.train.training import TrainConfig, make_optimizer
 from tools.options import device_option, resolve_device

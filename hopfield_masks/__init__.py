@@ -11,13 +11,25 @@ from hopfield_masks.capacity import (
     theory_loads,
 )
 from hopfield_masks.dense import DenseMemory
-from hopfield_masks.factory import DEFAULT_MAX_BYTES, default_backend, estimate_nbytes, load_memory, make_memory
+from hopfield_masks.factory import (
+    DEFAULT_MAX_BYTES,
+    default_backend,
+    estimate_nbytes,
+    load_memory,
+    make_memory,
+)
 from hopfield_masks.files import FORMAT_VERSION, load_store, save_store
 from hopfield_masks.functional import RecallResult
 from hopfield_masks.implicit import ImplicitMemory
 from hopfield_masks.memory import HopfieldMemory
 from hopfield_masks.modern import ModernMemory
-from hopfield_masks.patterns import MaskLayout, masks_to_patterns, pack_bits, patterns_to_masks, unpack_bits
+from hopfield_masks.patterns import (
+    MaskLayout,
+    masks_to_patterns,
+    pack_bits,
+    patterns_to_masks,
+    unpack_bits,
+)
 from hopfield_masks.plot import plot_capacity
 from hopfield_masks.rules import (
     RULES,

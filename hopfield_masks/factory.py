@@ -7,7 +7,13 @@ from typing import Any
 
 import torch
 
-from hopfield_masks.checks import check_backend, check_choice, check_positive_int, check_rule_options, check_run_digest
+from hopfield_masks.checks import (
+    check_backend,
+    check_choice,
+    check_positive_int,
+    check_rule_options,
+    check_run_digest,
+)
 from hopfield_masks.dense import DenseMemory
 from hopfield_masks.files import load_store
 from hopfield_masks.implicit import ImplicitMemory

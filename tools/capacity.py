@@ -5,7 +5,14 @@ import math
 
 import click
 
-from hopfield_masks import RULES, CapacityConfig, default_kwta, measure_capacity, plot_capacity, theory_loads
+from hopfield_masks import (
+    RULES,
+    CapacityConfig,
+    default_kwta,
+    measure_capacity,
+    plot_capacity,
+    theory_loads,
+)
 from hopfield_masks.io import write_json
 from tools.encode import BACKEND_HELP, max_memory_option
 from tools.options import (

@@ -8,7 +8,13 @@ import click
 from hopfield_masks import RULES
 from supsup_core.hopsupsup.demo import DemoConfig, run_demo
 from supsup_core.hopsupsup.pipeline import RECOVERY_METHODS
-from tools.options import FiniteFloatRange, device_option, resolve_device, seed_option, user_errors
+from tools.options import (
+    FiniteFloatRange,
+    device_option,
+    resolve_device,
+    seed_option,
+    user_errors,
+)
 from tools.recover import format_recovery
 
 

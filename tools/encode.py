@@ -9,7 +9,13 @@ from hopfield_masks import DEFAULT_MAX_BYTES, RULES
 from hopfield_masks.checks import parse_nbytes
 from supsup_core.hopsupsup.pipeline import check_store_path, encode_run
 from supsup_core.train.runs import RunDirectory
-from tools.options import FiniteFloatRange, check_output_parent, device_option, resolve_device, user_errors
+from tools.options import (
+    FiniteFloatRange,
+    check_output_parent,
+    device_option,
+    resolve_device,
+    user_errors,
+)
 
 BACKEND_HELP = ("dense: a d×d matrix (d = mask bits; fast, but d² floats); implicit: the packed patterns + K×K "
                 "matrices (O(K·d/8)). auto: dense while its d×d matrix (and work copies) fit in 1 GiB and "

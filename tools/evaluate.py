@@ -7,12 +7,12 @@ import click
 
 from hopfield_masks.io import write_json
 from supsup_core.checks import check_output_size
-from supsup_core.train.evaluation import evaluate_gg
+from supsup_core.data.streams import build_stream
 from supsup_core.infer.gn_evaluation import GNConfig, evaluate_run_gn
 from supsup_core.infer.inference import INFERENCE
 from supsup_core.infer.objectives import OBJECTIVES
+from supsup_core.train.evaluation import evaluate_gg
 from supsup_core.train.runs import RunDirectory
-from supsup_core.data.streams import build_stream
 from tools.options import device_option, json_option, resolve_device, user_errors
 
 SCENARIOS = ("GG", "GNs", "GNu")

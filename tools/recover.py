@@ -12,7 +12,14 @@ from hopfield_masks.recovery import SCHEDULES, RecoveryConfig, SteerConfig
 from supsup_core.hopsupsup.pipeline import RECOVERY_METHODS
 from supsup_core.hopsupsup.report import RunRecovery, read_true_masks, recover_run
 from supsup_core.train.runs import RunDirectory
-from tools.options import FiniteFloatRange, device_option, json_option, resolve_device, seed_option, user_errors
+from tools.options import (
+    FiniteFloatRange,
+    device_option,
+    json_option,
+    resolve_device,
+    seed_option,
+    user_errors,
+)
 
 
 def format_recovery(report: RunRecovery) -> str:

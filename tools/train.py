@@ -5,16 +5,22 @@ from pathlib import Path
 
 import click
 
-from supsup_core.train.continual import check_compatible, train_run
 from supsup_core.data.datasets import load_data
-from supsup_core.infer.gn_evaluation import GNConfig
-from supsup_core.nn.models import MODELS, ModelConfig
-from supsup_core.infer.nn_training import NNConfig, train_nn_run
-from supsup_core.train.runs import RunConfig, RunDirectory
 from supsup_core.data.streams import STREAMS, StreamConfig, build_stream
+from supsup_core.infer.gn_evaluation import GNConfig
+from supsup_core.infer.nn_training import NNConfig, train_nn_run
+from supsup_core.nn.models import MODELS, ModelConfig
 from supsup_core.nn.supermask import MASK_KINDS, SCORE_INITS
+from supsup_core.train.continual import check_compatible, train_run
+from supsup_core.train.runs import RunConfig, RunDirectory
 from supsup_core.train.training import OPTIMIZERS, TrainConfig, uses_fused_rmsprop
-from tools.options import FiniteFloatRange, device_option, resolve_device, seed_option, user_errors
+from tools.options import (
+    FiniteFloatRange,
+    device_option,
+    resolve_device,
+    seed_option,
+    user_errors,
+)
 
 DEFAULT_ITERATIONS = 1000
 

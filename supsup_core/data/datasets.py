@@ -52,7 +52,7 @@ def split_train_test(x: np.ndarray, y: np.ndarray, test_fraction: float) -> tupl
     Returns ``(train_x, train_y, test_x, test_y)``; the last ``round(test_fraction · N)`` permuted
     samples are the test set.
     """
-    check_fraction("test_fraction", test_fraction)
+    check_fraction(test_fraction, "test_fraction")
     order = np.random.RandomState(SPLIT_SEED).permutation(len(x))
     n_test = int(round(test_fraction * len(x)))
     train, test = order[: len(x) - n_test], order[len(x) - n_test:]

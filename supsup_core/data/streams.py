@@ -41,7 +41,7 @@ class TaskStream:
     cache_bytes = 256 * 2**20  # built task sets kept per stream (about 40 MNIST-size test sets of 2000 images)
 
     def __init__(self, *, data: ImageData, num_tasks: int, device: torch.device | str = "cpu") -> None:
-        check_int("num_tasks", num_tasks, minimum=1, fix="Give a whole number of tasks, e.g. num_tasks=5.")
+        check_int(num_tasks, "num_tasks", minimum=1, fix="Give a whole number of tasks, e.g. num_tasks=5.")
         self.num_tasks = int(num_tasks)
         self.device = torch.device(device)
         self.num_classes = data.num_classes
@@ -69,7 +69,7 @@ class TaskStream:
         """
         if not 0 <= task_id < self.num_tasks:
             raise ValueError(f"task_id {task_id} is out of range: this stream has {self.num_tasks} task(s) (ids 0..{self.num_tasks - 1}).")
-        check_choice("split", split, SPLITS)
+        check_choice(split, "split", SPLITS)
         key = (int(task_id), split)
         if key in self._cache:
             self._cache[key] = self._cache.pop(key)  # most recently used last
@@ -232,13 +232,13 @@ class StreamConfig:
     test_fraction: float = 0.2
 
     def __post_init__(self) -> None:
-        check_choice("dataset", self.dataset, STREAMS, "Pick a task stream from supsup_core.data.streams.STREAMS.")
-        check_int("num_tasks", self.num_tasks, minimum=1, fix="Give a whole number of tasks, e.g. --num-tasks 5.")
-        check_int("seed", self.seed, minimum=0, fix="Give a whole, non-negative seed, e.g. --seed 0.")
+        check_choice(self.dataset, "dataset", STREAMS, "Pick a task stream from supsup_core.data.streams.STREAMS.")
+        check_int(self.num_tasks, "num_tasks", minimum=1, fix="Give a whole number of tasks, e.g. --num-tasks 5.")
+        check_int(self.seed, "seed", minimum=0, fix="Give a whole, non-negative seed, e.g. --seed 0.")
         if self.seed >= 2**32:
             raise ValueError(f"seed must be < 2**32 (it seeds numpy's RandomState); got {self.seed}. Give a smaller --seed.")
-        check_finite("angle_step", self.angle_step, "Give the degrees between tasks, e.g. --angle-step 10.")
-        check_fraction("test_fraction", self.test_fraction, "Give the held-out share, e.g. 0.2.")
+        check_finite(self.angle_step, "angle_step", "Give the degrees between tasks, e.g. --angle-step 10.")
+        check_fraction(self.test_fraction, "test_fraction", "Give the held-out share, e.g. 0.2.")
         if self.data_dir is not None:  # stored as a str so the config stays JSON
             if not isinstance(self.data_dir, (str, os.PathLike)):
                 raise TypeError(f"data_dir must be a folder path (str or os.PathLike) or None; got {self.data_dir!r}. "

@@ -13,13 +13,13 @@ import torch
 from hopfield_masks import load_memory
 from hopfield_masks.io import write_json
 from hopfield_masks.recovery import RecoveryConfig, SteerConfig
-from supsup_core.train.continual import RunResult, train_run
+from supsup_core.data.streams import StreamConfig, build_stream
 from supsup_core.hopsupsup.pipeline import encode_run
-from supsup_core.nn.models import ModelConfig
 from supsup_core.hopsupsup.plot import plot_recovery
 from supsup_core.hopsupsup.report import RunRecovery, read_true_masks, recover_run
+from supsup_core.nn.models import ModelConfig
+from supsup_core.train.continual import RunResult, train_run
 from supsup_core.train.runs import RunConfig, RunDirectory
-from supsup_core.data.streams import StreamConfig, build_stream
 from supsup_core.train.training import TrainConfig
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo"]

@@ -18,16 +18,28 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple
 import torch
 from torch import nn
 
-from hopfield_masks import HopfieldMemory, MaskLayout, estimate_nbytes, make_memory, masks_to_patterns
+from hopfield_masks import (
+    HopfieldMemory,
+    MaskLayout,
+    estimate_nbytes,
+    make_memory,
+    masks_to_patterns,
+)
 from hopfield_masks.factory import DEFAULT_MAX_BYTES
 from hopfield_masks.files import check_store_target
 from hopfield_masks.implicit import PackedMemory
-from hopfield_masks.recovery import RecoveryConfig, RecoveryResult, SteerConfig, anneal, steer
-from supsup_core.nn import modes
+from hopfield_masks.recovery import (
+    RecoveryConfig,
+    RecoveryResult,
+    SteerConfig,
+    anneal,
+    steer,
+)
 from supsup_core.checks import check_choice, check_int, check_output_size
-from supsup_core.infer.objectives import entropy as output_entropy
-from supsup_core.train.runs import RunDirectory
 from supsup_core.data.streams import TaskData
+from supsup_core.infer.objectives import entropy as output_entropy
+from supsup_core.nn import modes
+from supsup_core.train.runs import RunDirectory
 from supsup_core.train.training import accuracy
 
 __all__ = [
@@ -218,7 +230,7 @@ def check_store_matches(memory: HopfieldMemory, model: nn.Module) -> MaskLayout:
 
 def recovery_batches(data: TaskData, *, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
     """Endless shuffled batches of the images of ``data`` (labels are dropped: recovery never sees them)."""
-    check_int("batch_size", batch_size, minimum=1, fix="Give the number of unlabelled images per step, e.g. 64.")
+    check_int(batch_size, "batch_size", minimum=1, fix="Give the number of unlabelled images per step, e.g. 64.")
     n = len(data.x)
     if n == 0:
         raise ValueError("data holds no images, so there is nothing to recover from; pass the task's test set.")
@@ -264,8 +276,8 @@ def recover_task(model: nn.Module, memory: HopfieldMemory, batches: Iterator[tor
     -------
     TaskRecovery
     """
-    check_choice("method", method, RECOVERY_METHODS)
-    check_int("real_outputs", real_outputs, minimum=1, fix="Give the number of classes per task, e.g. 10.")
+    check_choice(method, "method", RECOVERY_METHODS)
+    check_int(real_outputs, "real_outputs", minimum=1, fix="Give the number of classes per task, e.g. 10.")
     layout = check_store_matches(memory, model)
     entropy = _entropy_of(model, layout, real_outputs)
     init = memory.mean_pattern.detach().float()

@@ -13,9 +13,15 @@ from tqdm.auto import tqdm
 
 from hopfield_masks import HopfieldMemory
 from hopfield_masks.recovery import RecoveryConfig, SteerConfig
-from supsup_core.hopsupsup.pipeline import check_store_matches, check_store_of_run, masked_accuracy, recover_task, recovery_batches
-from supsup_core.train.runs import RunDirectory
 from supsup_core.data.streams import TaskStream, build_stream
+from supsup_core.hopsupsup.pipeline import (
+    check_store_matches,
+    check_store_of_run,
+    masked_accuracy,
+    recover_task,
+    recovery_batches,
+)
+from supsup_core.train.runs import RunDirectory
 
 __all__ = ["RunRecovery", "recover_run", "read_true_masks"]
 

@@ -20,14 +20,14 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from supsup_core.nn import modes
 from supsup_core.checks import check_choice, check_output_size, check_positive
+from supsup_core.data.streams import TaskData, TaskStream, build_stream
 from supsup_core.infer.inference import INFERENCE
-from supsup_core.nn.layers import MaskedBatchNorm, MaskedLayer
 from supsup_core.infer.objectives import OBJECTIVES, Objective
 from supsup_core.infer.packed_masks import PackedMasks
+from supsup_core.nn import modes
+from supsup_core.nn.layers import MaskedBatchNorm, MaskedLayer
 from supsup_core.train.runs import RunDirectory
-from supsup_core.data.streams import TaskData, TaskStream, build_stream
 from supsup_core.train.training import correct
 
 __all__ = ["GN_SCENARIOS", "GNConfig", "GNResult", "evaluate_gn", "evaluate_run_gn"]
@@ -65,14 +65,14 @@ class GNConfig:
     batch_size: int = 1000
 
     def __post_init__(self) -> None:
-        check_choice("scenario", self.scenario, GN_SCENARIOS, "GG needs no task inference; use GNs or GNu here.")
-        check_choice("inference", self.inference, INFERENCE, "Use --inference oneshot or --inference binary.")
-        check_choice("objective", self.objective, OBJECTIVES, "Use --objective entropy or --objective superfluous.")
-        check_positive("real_outputs", self.real_outputs, "It is the number of classes, e.g. 10 for MNIST.")
-        check_positive("images_per_inference", self.images_per_inference)
+        check_choice(self.scenario, "scenario", GN_SCENARIOS, "GG needs no task inference; use GNs or GNu here.")
+        check_choice(self.inference, "inference", INFERENCE, "Use --inference oneshot or --inference binary.")
+        check_choice(self.objective, "objective", OBJECTIVES, "Use --objective entropy or --objective superfluous.")
+        check_positive(self.real_outputs, "real_outputs", "It is the number of classes, e.g. 10 for MNIST.")
+        check_positive(self.images_per_inference, "images_per_inference")
         if self.max_images_per_task is not None:
-            check_positive("max_images_per_task", self.max_images_per_task)
-        check_positive("batch_size", self.batch_size)
+            check_positive(self.max_images_per_task, "max_images_per_task")
+        check_positive(self.batch_size, "batch_size")
 
 
 class GNResult(NamedTuple):

@@ -29,8 +29,8 @@ from typing import Callable, Mapping, NamedTuple, Sequence
 import torch
 from torch import Tensor, nn
 
-from supsup_core.nn import modes
 from supsup_core.infer.packed_masks import PackedMasks
+from supsup_core.nn import modes
 
 __all__ = [
     "AlphaGradient",

@@ -22,16 +22,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from supsup_core.nn import modes
 from supsup_core.checks import check_int, check_positive
-from supsup_core.train.continual import check_compatible
+from supsup_core.data.streams import TaskStream, build_stream
 from supsup_core.infer.gn_evaluation import GNConfig, evaluate_gn
 from supsup_core.infer.inference import alpha_gradient
 from supsup_core.infer.objectives import Objective
 from supsup_core.infer.packed_masks import PackedMasks
+from supsup_core.nn import modes
+from supsup_core.train.continual import check_compatible
 from supsup_core.train.runs import RunDirectory
-from supsup_core.data.streams import TaskStream, build_stream
-from supsup_core.train.training import TrainConfig, clear_fresh_masked_weights, make_optimizer, task_generator
+from supsup_core.train.training import (
+    TrainConfig,
+    clear_fresh_masked_weights,
+    make_optimizer,
+    task_generator,
+)
 
 __all__ = ["NNConfig", "NNCheck", "NNResult", "novelty", "train_nn", "train_nn_run"]
 
@@ -67,11 +72,11 @@ class NNConfig:
         return out
 
     def __post_init__(self) -> None:
-        check_int("check_every", self.check_every, minimum=1, fix="It counts batches; SupSup uses 100.")
-        check_positive("epsilon", self.epsilon, "SupSup uses 2**-3.")
-        check_int("min_masks", self.min_masks, minimum=1, fix="SupSup uses 5.")
+        check_int(self.check_every, "check_every", minimum=1, fix="It counts batches; SupSup uses 100.")
+        check_positive(self.epsilon, "epsilon", "SupSup uses 2**-3.")
+        check_int(self.min_masks, "min_masks", minimum=1, fix="SupSup uses 5.")
         if self.max_masks is not None:
-            check_int("max_masks", self.max_masks, minimum=1, fix="Leave it None for no limit.")
+            check_int(self.max_masks, "max_masks", minimum=1, fix="Leave it None for no limit.")
 
 
 class NNCheck(NamedTuple):

@@ -77,8 +77,8 @@ class Objective:
     real_outputs: int = 10
 
     def __post_init__(self) -> None:
-        check_choice("objective", self.name, OBJECTIVES, fix="Pass --objective entropy or --objective superfluous.")
-        check_positive("real_outputs", self.real_outputs, fix="It is the number of classes, e.g. 10 for MNIST.")
+        check_choice(self.name, "objective", OBJECTIVES, fix="Pass --objective entropy or --objective superfluous.")
+        check_positive(self.real_outputs, "real_outputs", fix="It is the number of classes, e.g. 10 for MNIST.")
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
         """The objective on ``logits`` of shape (N, n_outputs): a scalar tensor."""

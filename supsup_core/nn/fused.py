@@ -266,7 +266,7 @@ class FusedRMSprop(torch.optim.Optimizer):
     ) -> None:
         hyper = dict(lr=float(lr), alpha=float(alpha), eps=float(eps), weight_decay=float(weight_decay), momentum=float(momentum))
         for name, value in hyper.items():
-            check_finite(name, value, f"Give a finite {name}, as torch.optim.RMSprop takes.")
+            check_finite(value, name, f"Give a finite {name}, as torch.optim.RMSprop takes.")
             if not value >= 0:
                 raise ValueError(f"{name} must be >= 0; got {value}.")
         super().__init__(params, hyper)

@@ -18,7 +18,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from supsup_core.nn.fused import MaskSink
-from supsup_core.nn.supermask import MaskConfig, TopKCut, binary_mask, compute_mask, init_scores_, signed_constant_
+from supsup_core.nn.supermask import (
+    MaskConfig,
+    TopKCut,
+    binary_mask,
+    compute_mask,
+    init_scores_,
+    signed_constant_,
+)
 
 __all__ = ["MaskedLayer", "MaskedLinear", "MaskedConv2d", "MaskedBatchNorm", "FixedLinear"]
 

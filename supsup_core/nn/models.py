@@ -9,8 +9,8 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from supsup_core.nn import modes
 from supsup_core.checks import check_choice, check_finite, check_int
+from supsup_core.nn import modes
 from supsup_core.nn.layers import FixedLinear, MaskedBatchNorm, MaskedLinear
 from supsup_core.nn.resnets import ResNet18, ResNet50
 from supsup_core.nn.supermask import MASK_KINDS, SCORE_INITS, MaskConfig
@@ -63,24 +63,24 @@ class ModelConfig:
     score_init: str | None = None
 
     def __post_init__(self) -> None:
-        check_choice("model name", self.name, MODELS, "Pick a model from supsup_core.nn.models.MODELS.")
+        check_choice(self.name, "model name", MODELS, "Pick a model from supsup_core.nn.models.MODELS.")
         if isinstance(self.input_shape, (str, bytes)) or not hasattr(self.input_shape, "__iter__"):
             raise TypeError(f"input_shape must be a sequence of ints such as (1, 28, 28); got {self.input_shape!r}.")
         object.__setattr__(self, "input_shape", tuple(self.input_shape))
         if not self.input_shape:
             raise ValueError("input_shape must hold at least one size, e.g. (1, 28, 28); got ().")
         for size in self.input_shape:
-            check_int("input_shape entries", size, minimum=1, fix=f"Give whole sizes, e.g. (1, 28, 28); got input_shape={self.input_shape}.")
+            check_int(size, "input_shape entries", minimum=1, fix=f"Give whole sizes, e.g. (1, 28, 28); got input_shape={self.input_shape}.")
         object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
-        check_int("output_size", self.output_size, minimum=1, fix="Give a whole number of outputs, e.g. --output-size 10.")
-        check_int("num_tasks", self.num_tasks, minimum=0, fix="Give a whole number of tasks to allocate, e.g. 1.")
+        check_int(self.output_size, "output_size", minimum=1, fix="Give a whole number of outputs, e.g. --output-size 10.")
+        check_int(self.num_tasks, "num_tasks", minimum=0, fix="Give a whole number of tasks to allocate, e.g. 1.")
         if self.width is not None:
-            check_int("width", self.width, minimum=1, fix="Give a whole width, e.g. --width 300, or leave it out for the model's default.")
-        check_finite("sparsity", self.sparsity, "Give the fraction of weights kept, e.g. --sparsity 0.5.")
+            check_int(self.width, "width", minimum=1, fix="Give a whole width, e.g. --width 300, or leave it out for the model's default.")
+        check_finite(self.sparsity, "sparsity", "Give the fraction of weights kept, e.g. --sparsity 0.5.")
         if self.mask_kind is not None:
-            check_choice("mask_kind", self.mask_kind, MASK_KINDS)
+            check_choice(self.mask_kind, "mask_kind", MASK_KINDS)
         if self.score_init is not None:
-            check_choice("score_init", self.score_init, SCORE_INITS)
+            check_choice(self.score_init, "score_init", SCORE_INITS)
         self.mask_config()  # validates sparsity
 
     def resolved_width(self) -> int:

@@ -47,7 +47,7 @@ class MaskConfig:
     def __post_init__(self) -> None:
         if self.kind not in MASK_KINDS:
             raise ValueError(f"mask kind must be one of {MASK_KINDS}; got {self.kind!r}.")
-        check_finite("sparsity", self.sparsity, "Use e.g. 0.5 to keep half of the weights.")
+        check_finite(self.sparsity, "sparsity", "Use e.g. 0.5 to keep half of the weights.")
         if not (0.0 < self.sparsity <= 1.0):
             raise ValueError(
                 f"sparsity is the fraction of weights kept and must lie in (0, 1]; got {self.sparsity}. "

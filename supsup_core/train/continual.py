@@ -8,10 +8,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from supsup_core.data.streams import (
+    PermutedStream,
+    RotatedStream,
+    TaskStream,
+    build_stream,
+)
 from supsup_core.nn import modes
 from supsup_core.train.metrics import summarize
 from supsup_core.train.runs import RunConfig, RunDirectory
-from supsup_core.data.streams import PermutedStream, RotatedStream, TaskStream, build_stream
 from supsup_core.train.training import evaluate_tasks, task_generator, train_task
 
 __all__ = ["RunResult", "check_compatible", "transfer_scores", "train_run"]

@@ -6,9 +6,9 @@ from typing import NamedTuple
 import torch
 from tqdm.auto import tqdm
 
+from supsup_core.data.streams import TaskStream, build_stream
 from supsup_core.train.continual import check_compatible
 from supsup_core.train.runs import RunDirectory
-from supsup_core.data.streams import TaskStream, build_stream
 from supsup_core.train.training import evaluate_task
 
 __all__ = ["EvaluationResult", "evaluate_gg"]

@@ -31,14 +31,20 @@ import torch
 from torch import nn
 
 from hopfield_masks.files import tensor_checksum
-from hopfield_masks.io import load_tensors, read_json, save_tensors, temp_file_target, write_json
+from hopfield_masks.io import (
+    load_tensors,
+    read_json,
+    save_tensors,
+    temp_file_target,
+    write_json,
+)
 from hopfield_masks.patterns import pack_bits, unpack_bits
+from supsup_core.data.streams import StreamConfig
 from supsup_core.nn import modes
-from supsup_core.train import run_lock
 from supsup_core.nn.models import ModelConfig, build_model
 from supsup_core.nn.resnets import TaskBatchNorm2d
+from supsup_core.train import run_lock
 from supsup_core.train.run_lock import RunBusyError
-from supsup_core.data.streams import StreamConfig
 from supsup_core.train.training import TrainConfig
 
 __all__ = ["RunConfig", "TaskMasks", "RunDirectory", "RunBusyError", "FORMAT_VERSION", "MASK_FORMAT"]

@@ -7,17 +7,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from supsup_core.nn import fused
-from supsup_core.nn import modes
+from hopfield_masks.seeding import seeded_generator
 from supsup_core.checks import check_choice, check_finite, check_int, check_positive
-from supsup_core.nn.fused import MaskSink
 from supsup_core.data.streams import TaskData, TaskStream
+from supsup_core.nn import fused, modes
+from supsup_core.nn.fused import MaskSink
 
 __all__ = ["TrainConfig", "TrainResult", "OPTIMIZERS", "make_optimizer", "optimizer_implementation", "uses_fused_rmsprop", "task_generator", "train_task", "evaluate_task", "evaluate_tasks"]
 
@@ -59,20 +58,20 @@ class TrainConfig:
                 "Drop one of --iterations/--epochs."
             )
         if self.iterations is not None:
-            check_int("iterations", self.iterations, minimum=1, fix="Give a whole number of batches, e.g. --iterations 1000.")
+            check_int(self.iterations, "iterations", minimum=1, fix="Give a whole number of batches, e.g. --iterations 1000.")
         if self.epochs is not None:
-            check_positive("epochs", self.epochs, "Give a finite number of passes, e.g. --epochs 1.")
-        check_int("batch_size", self.batch_size, minimum=1, fix="Give a whole number of samples, e.g. --batch-size 128.")
-        check_int("eval_batch_size", self.eval_batch_size, minimum=1, fix="Give a whole number of samples, e.g. 1000.")
-        check_positive("lr", self.lr, "Give a finite learning rate, e.g. --lr 1e-4.")
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+            check_positive(self.epochs, "epochs", "Give a finite number of passes, e.g. --epochs 1.")
+        check_int(self.batch_size, "batch_size", minimum=1, fix="Give a whole number of samples, e.g. --batch-size 128.")
+        check_int(self.eval_batch_size, "eval_batch_size", minimum=1, fix="Give a whole number of samples, e.g. 1000.")
+        check_positive(self.lr, "lr", "Give a finite learning rate, e.g. --lr 1e-4.")
+        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
         if self.optimizer == "adam" and self.momentum is not None:
             raise ValueError(f"adam takes no momentum; got momentum={self.momentum}. Leave --momentum out or use sgd/rmsprop.")
         if self.momentum is not None:
-            check_finite("momentum", self.momentum, "Give a momentum in [0, 1), e.g. --momentum 0.9.")
+            check_finite(self.momentum, "momentum", "Give a momentum in [0, 1), e.g. --momentum 0.9.")
             if not 0 <= self.momentum < 1:
                 raise ValueError(f"momentum must lie in [0, 1); got {self.momentum!r}. Give e.g. --momentum 0.9, or leave it out.")
-        check_finite("weight_decay", self.weight_decay, "Give a finite weight decay, e.g. --weight-decay 1e-4, or 0.")
+        check_finite(self.weight_decay, "weight_decay", "Give a finite weight decay, e.g. --weight-decay 1e-4, or 0.")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay}. Give e.g. --weight-decay 1e-4, or 0.")
 
@@ -172,8 +171,7 @@ def task_generator(seed: int, task_id: int) -> torch.Generator:
 
     Each task gets its own stream, so resuming a run after task ``t`` reproduces task ``t + 1`` exactly.
     """
-    state = np.random.SeedSequence([int(seed), int(task_id)]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state))
+    return seeded_generator(seed, task_id)
 
 
 def train_task(

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from hopfield_masks.io import load_tensors, read_json, remove_stale_temp_files, save_tensors, write_json
+from hopfield_masks.io import (
+    load_tensors,
+    read_json,
+    remove_stale_temp_files,
+    save_tensors,
+    write_json,
+)
 
 SCRIPT = """
 import sys, torch

@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from hopfield_masks import (
+    RULES,
     DenseMemory,
     ImplicitMemory,
     MaskLayout,
     ModernMemory,
-    RULES,
     RecallResult,
     default_backend,
     estimate_nbytes,

@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from hopfield_masks import MaskLayout, masks_to_patterns, pack_bits, patterns_to_masks, unpack_bits
+from hopfield_masks import (
+    MaskLayout,
+    masks_to_patterns,
+    pack_bits,
+    patterns_to_masks,
+    unpack_bits,
+)
 
 
 def test_masks_patterns_round_trip(rng):

@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from hopfield_masks import make_memory
-from hopfield_masks.recovery import SCHEDULES, RecoveryConfig, SteerConfig, anneal, sign_ste, steer
+from hopfield_masks.recovery import (
+    SCHEDULES,
+    RecoveryConfig,
+    SteerConfig,
+    anneal,
+    sign_ste,
+    steer,
+)
 
 
 def _patterns(k, d, seed, density=0.5):

@@ -2,12 +2,12 @@
 import pytest
 import torch
 
-from supsup_core.train.continual import train_run
 from supsup_core.data.datasets import load_digits
+from supsup_core.data.streams import StreamConfig, build_stream
 from supsup_core.nn.layers import MaskedLinear
 from supsup_core.nn.models import ModelConfig
+from supsup_core.train.continual import train_run
 from supsup_core.train.runs import RunConfig, RunDirectory
-from supsup_core.data.streams import StreamConfig, build_stream
 from supsup_core.train.training import TrainConfig
 
 pytestmark = pytest.mark.cuda

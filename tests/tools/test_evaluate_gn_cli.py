@@ -5,9 +5,9 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
+from supsup_core.data.streams import StreamConfig
 from supsup_core.nn.models import ModelConfig
 from supsup_core.train.runs import RunConfig, RunDirectory
-from supsup_core.data.streams import StreamConfig
 from supsup_core.train.training import TrainConfig
 from tools.cli import main
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from supsup_core.train import continual
-from supsup_core.nn.fused import kernels_available
 from supsup_core.data.idx import write_idx
+from supsup_core.nn.fused import kernels_available
+from supsup_core.train import continual
 from tests.supsup_core.synthetic import synthetic_images, write_synthetic_mnist
 from tools.cli import main
 

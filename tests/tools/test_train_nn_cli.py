@@ -5,10 +5,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from supsup_core.train.continual import transfer_scores, train_run
-from supsup_core.nn.models import ModelConfig
-from supsup_core.train.runs import RunConfig, RunDirectory
 from supsup_core.data.streams import StreamConfig
+from supsup_core.nn.models import ModelConfig
+from supsup_core.train.continual import train_run, transfer_scores
+from supsup_core.train.runs import RunConfig, RunDirectory
 from supsup_core.train.training import TrainConfig
 from tools.cli import main
 

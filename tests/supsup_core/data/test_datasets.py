@@ -2,7 +2,12 @@
 import numpy as np
 import pytest
 
-from supsup_core.data.datasets import find_mnist_files, load_data, load_mnist, split_train_test
+from supsup_core.data.datasets import (
+    find_mnist_files,
+    load_data,
+    load_mnist,
+    split_train_test,
+)
 from supsup_core.data.idx import write_idx
 from tests.supsup_core.synthetic import synthetic_images, write_synthetic_mnist
 

@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from supsup_core.data.datasets import ImageData, load_digits
-from supsup_core.data.streams import PermutedStream, RotatedStream, SplitStream, StreamConfig, build_stream
+from supsup_core.data.streams import (
+    PermutedStream,
+    RotatedStream,
+    SplitStream,
+    StreamConfig,
+    build_stream,
+)
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,12 @@
 import pytest
 import torch
 
-from supsup_core.nn import modes
-from supsup_core.infer.gn_evaluation import GNConfig, evaluate_gn, evaluate_run_gn
-from supsup_core.nn.models import ModelConfig, build_model
-from supsup_core.infer.packed_masks import PackedMasks
-from supsup_core.train.runs import RunConfig, RunDirectory
 from supsup_core.data.streams import StreamConfig, TaskData
+from supsup_core.infer.gn_evaluation import GNConfig, evaluate_gn, evaluate_run_gn
+from supsup_core.infer.packed_masks import PackedMasks
+from supsup_core.nn import modes
+from supsup_core.nn.models import ModelConfig, build_model
+from supsup_core.train.runs import RunConfig, RunDirectory
 from supsup_core.train.training import TrainConfig
 
 

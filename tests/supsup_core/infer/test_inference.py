@@ -13,9 +13,9 @@ from supsup_core.infer.inference import (
     infer_task_binary,
     infer_task_oneshot,
 )
-from supsup_core.nn.models import ModelConfig, build_model
 from supsup_core.infer.objectives import Objective
 from supsup_core.infer.packed_masks import PackedMasks
+from supsup_core.nn.models import ModelConfig, build_model
 
 
 def _model(name: str, num_tasks: int, seed: int):

@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from supsup_core.nn.models import ModelConfig, build_model
+from supsup_core.data.streams import StreamConfig, build_stream
 from supsup_core.infer.nn_training import NNConfig, novelty, train_nn
 from supsup_core.infer.objectives import Objective
 from supsup_core.infer.packed_masks import PackedMasks
-from supsup_core.data.streams import StreamConfig, build_stream
+from supsup_core.nn.models import ModelConfig, build_model
 from supsup_core.train.training import TrainConfig
 
 

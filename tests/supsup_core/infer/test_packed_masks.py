@@ -8,9 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hopfield_masks.patterns import pack_bits
+from supsup_core.infer.packed_masks import (
+    PackedMasks,
+    packed_column_counts,
+    packed_inner_products,
+)
 from supsup_core.nn import modes
 from supsup_core.nn.models import ModelConfig, build_model
-from supsup_core.infer.packed_masks import PackedMasks, packed_column_counts, packed_inner_products
 
 
 def _random_bits(seed: int, k: int, d: int, density: float = 0.5) -> torch.Tensor:

@@ -4,13 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from supsup_core.nn import fused
-from supsup_core.nn import modes
+from supsup_core.nn import fused, modes
 from supsup_core.nn.fused import FusedRMSprop, MaskSink, torch_rmsprop
 from supsup_core.nn.layers import MaskedLinear
 from supsup_core.nn.supermask import MaskConfig
 from supsup_core.train.training import TrainConfig, make_optimizer
-
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,12 @@ import torch
 import torch.nn.functional as F
 
 from supsup_core.nn import modes
-from supsup_core.nn.layers import FixedLinear, MaskedBatchNorm, MaskedConv2d, MaskedLinear
+from supsup_core.nn.layers import (
+    FixedLinear,
+    MaskedBatchNorm,
+    MaskedConv2d,
+    MaskedLinear,
+)
 from supsup_core.nn.supermask import MaskConfig, compute_mask
 
 CONFIGS = [MaskConfig(kind="topk", sparsity=0.4), MaskConfig(kind="threshold")]

@@ -1,7 +1,13 @@
 """Accuracy-matrix metrics against hand-computed examples."""
 import pytest
 
-from supsup_core.train.metrics import average_accuracy, bwt, forgetting_initial, forgetting_max, summarize
+from supsup_core.train.metrics import (
+    average_accuracy,
+    bwt,
+    forgetting_initial,
+    forgetting_max,
+    summarize,
+)
 
 # R[i][j]: task j after training task i
 R = [[0.9], [0.7, 0.8], [0.8, 0.6, 0.95]]

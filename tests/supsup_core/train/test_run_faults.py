@@ -10,15 +10,15 @@ import torch
 
 from hopfield_masks.files import tensor_checksum
 from hopfield_masks.io import load_tensors, save_tensors
-from supsup_core.train import continual
-from supsup_core.infer import nn_training
-from supsup_core.train.continual import train_run
 from supsup_core.data.datasets import load_digits
-from supsup_core.infer.gn_evaluation import GNConfig
-from supsup_core.nn.models import ModelConfig
-from supsup_core.infer.nn_training import NNConfig, train_nn, train_nn_run
-from supsup_core.train.runs import RunBusyError, RunConfig, RunDirectory
 from supsup_core.data.streams import StreamConfig, build_stream
+from supsup_core.infer import nn_training
+from supsup_core.infer.gn_evaluation import GNConfig
+from supsup_core.infer.nn_training import NNConfig, train_nn, train_nn_run
+from supsup_core.nn.models import ModelConfig
+from supsup_core.train import continual
+from supsup_core.train.continual import train_run
+from supsup_core.train.runs import RunBusyError, RunConfig, RunDirectory
 from supsup_core.train.training import TrainConfig
 from tests.supsup_core.lock_holder import hold_lock
 

@@ -7,14 +7,14 @@ import torch
 
 from hopfield_masks.files import tensor_checksum
 from hopfield_masks.io import load_tensors, save_tensors
-from supsup_core.train import continual
-from supsup_core.nn import modes
-from supsup_core.train.continual import train_run
 from supsup_core.data.datasets import load_digits
-from supsup_core.train.evaluation import evaluate_gg
-from supsup_core.nn.models import ModelConfig
-from supsup_core.train.runs import RunConfig, RunDirectory
 from supsup_core.data.streams import StreamConfig, build_stream
+from supsup_core.nn import modes
+from supsup_core.nn.models import ModelConfig
+from supsup_core.train import continual
+from supsup_core.train.continual import train_run
+from supsup_core.train.evaluation import evaluate_gg
+from supsup_core.train.runs import RunConfig, RunDirectory
 from supsup_core.train.training import TrainConfig, evaluate_tasks
 
 

@@ -2,12 +2,19 @@
 import pytest
 import torch
 
-from supsup_core.nn import fused
-from supsup_core.nn import modes
 from supsup_core.data.datasets import load_digits
-from supsup_core.nn.models import ModelConfig, build_model
 from supsup_core.data.streams import PermutedStream, SplitStream
-from supsup_core.train.training import OPTIMIZERS, TrainConfig, evaluate_task, make_optimizer, optimizer_implementation, task_generator, train_task
+from supsup_core.nn import fused, modes
+from supsup_core.nn.models import ModelConfig, build_model
+from supsup_core.train.training import (
+    OPTIMIZERS,
+    TrainConfig,
+    evaluate_task,
+    make_optimizer,
+    optimizer_implementation,
+    task_generator,
+    train_task,
+)
 
 
 @pytest.fixture(scope="module")
