@@ -12,8 +12,9 @@ from supsup_core.infer.nn_training import NNConfig, train_nn_run
 from supsup_core.nn.models import MODELS, ModelConfig
 from supsup_core.nn.supermask import MASK_KINDS, SCORE_INITS
 from supsup_core.train.continual import check_compatible, train_run
+from supsup_core.train.methods import METHODS
 from supsup_core.train.runs import RunConfig, RunDirectory
-from supsup_core.train.training import OPTIMIZERS, TrainConfig, uses_fused_rmsprop
+from supsup_core.train.training import DEFAULT_ITERATIONS, OPTIMIZERS, TrainConfig, uses_fused_rmsprop
 from tools.options import (
     FiniteFloatRange,
     device_option,
@@ -21,9 +22,6 @@ from tools.options import (
     seed_option,
     user_errors,
 )
-
-DEFAULT_ITERATIONS = 1000
-
 
 def format_matrix(matrix: list[list[float]]) -> str:
     """The accuracy matrix as aligned text, one row per trained task."""
@@ -36,10 +34,10 @@ def _refuse_ignored_options(ctx: click.Context, scenario: str, model_config: Mod
         return ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
 
     kind = model_config.mask_config().kind
-    if given("sparsity") and kind != "topk":
-        raise click.UsageError(f"--sparsity sets the fraction kept by top-k masks, but this run's masks are {kind} masks "
+    if given("density") and kind != "topk":
+        raise click.UsageError(f"--density sets the fraction kept by top-k masks, but this run's masks are {kind} masks "
                                f"(the default for {model_config.name}: a weight is kept where its score is >= 0). "
-                               "Add --mask topk, or drop --sparsity.")
+                               "Add --mask topk, or drop --density.")
     if scenario != "NN":
         for name in ("check_every", "epsilon"):
             if given(name):
@@ -53,6 +51,8 @@ def _refuse_ignored_options(ctx: click.Context, scenario: str, model_config: Mod
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Folder of MNIST IDX files (flat or MNIST/raw/); default: scikit-learn's 8x8 digits.")
 @click.option("--model", "model_name", type=click.Choice(sorted(MODELS)), required=True, help="Architecture.")
+@click.option("--method", type=click.Choice(sorted(METHODS)), default="supsup", show_default=True,
+              help="Continual-learning method (supsup_core.train.methods.METHODS); recorded in config.json.")
 @click.option("--num-tasks", type=click.IntRange(min=1), required=True)
 @click.option("--iterations", type=click.IntRange(min=1), default=None, help=f"Batches per task (default {DEFAULT_ITERATIONS}).")
 @click.option("--epochs", type=FiniteFloatRange(min=0, min_open=True), default=None, help="Epochs per task (instead of --iterations).")
@@ -62,8 +62,9 @@ def _refuse_ignored_options(ctx: click.Context, scenario: str, model_config: Mod
 @click.option("--momentum", type=FiniteFloatRange(min=0), default=None, help="SGD/RMSprop momentum (default 0.9 for SGD, 0 for RMSprop).")
 @click.option("--weight-decay", type=FiniteFloatRange(min=0), default=0.0, show_default=True)
 @click.option("--mask", "mask_kind", type=click.Choice(MASK_KINDS), default=None, help="Mask kind (default per model).")
-@click.option("--sparsity", type=FiniteFloatRange(min=0, max=1, min_open=True), default=0.5, show_default=True,
-              help="Fraction of weights kept by top-k masks (refused with threshold masks).")
+@click.option("--density", "--sparsity", "density", type=FiniteFloatRange(min=0, max=1, min_open=True), default=0.5,
+              show_default=True, help="Fraction of weights kept by top-k masks (refused with threshold masks); "
+                                      "--sparsity is the reference code's name for it.")
 @click.option("--score-init", type=click.Choice(SCORE_INITS), default=None, help="Score init (default per model).")
 @click.option("--output-size", type=click.IntRange(min=1), default=None, help="Output units (default: number of classes).")
 @click.option("--width", type=click.IntRange(min=1), default=None, help="Hidden width or base channels (default per model).")
@@ -79,8 +80,8 @@ def _refuse_ignored_options(ctx: click.Context, scenario: str, model_config: Mod
 @device_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run directory (resumed if it exists).")
 @click.pass_context
-def train(ctx, dataset, data_dir, model_name, num_tasks, iterations, epochs, batch_size, optimizer, lr, momentum, weight_decay,
-          mask_kind, sparsity, score_init, output_size, width, save_scores, transfer, scenario, check_every, epsilon,
+def train(ctx, dataset, data_dir, model_name, method, num_tasks, iterations, epochs, batch_size, optimizer, lr, momentum,
+          weight_decay, mask_kind, density, score_init, output_size, width, save_scores, transfer, scenario, check_every, epsilon,
           progress, seed, device, out) -> None:
     """Train one supermask per task (GG; rerun the same command to resume) or without task ids (NN).
 
@@ -92,8 +93,6 @@ def train(ctx, dataset, data_dir, model_name, num_tasks, iterations, epochs, bat
         raise click.UsageError("--transfer needs task boundaries; it applies to --scenario GG only.")
     if iterations is not None and epochs is not None:
         raise click.UsageError("give either --iterations or --epochs, not both.")
-    if iterations is None and epochs is None:
-        iterations = DEFAULT_ITERATIONS
     dev = resolve_device(device)
     try:
         train_config = TrainConfig(iterations=iterations, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
@@ -108,9 +107,9 @@ def train(ctx, dataset, data_dir, model_name, num_tasks, iterations, epochs, bat
         stream = build_stream(stream_config, dev, data=data)
         model_config = ModelConfig(name=model_name, input_shape=stream.input_shape, num_tasks=0,
                                    output_size=output_size or stream.num_classes, width=width,
-                                   mask_kind=mask_kind, sparsity=sparsity, score_init=score_init)
+                                   mask_kind=mask_kind, density=density, score_init=score_init)
         config = RunConfig(model=model_config, stream=stream_config, train=train_config, seed=seed,
-                           save_scores=save_scores or transfer, transfer=transfer)
+                           save_scores=save_scores, transfer=transfer, method=method)
         nn_config = NNConfig(train=train_config, check_every=check_every, epsilon=epsilon) if scenario == "NN" else None
         check_compatible(config, stream)  # before anything is written
     except ValueError as err:
@@ -125,10 +124,10 @@ def train(ctx, dataset, data_dir, model_name, num_tasks, iterations, epochs, bat
             return
         done = run.finished_tasks()
         if done:
-            click.echo(f"resuming {out}: {done} of {num_tasks} task(s) already finished")
+            click.echo(f"resuming {out}: {len(done)} of {num_tasks} task(s) already finished")
         result = train_run(run, device=dev, stream=stream, progress=progress,
                            on_task_end=lambda t, row: click.echo(f"task {t}: " + " ".join(f"{a:.4f}" for a in row)))
-        bits = run.read_results()["mask_bits_per_task"]
+        bits = run.read_results().mask_bits_per_task
     click.echo(f"accuracy matrix (R[i][j]: task j after training task i):\n{format_matrix(result.accuracy_matrix)}")
     click.echo(" ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
     click.echo(f"bytes per task mask file: {result.mask_bytes_per_task[-1]} (d/8 = {bits / 8:.0f} for d = {bits} mask bits)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from typing import NamedTuple
+from typing import Mapping, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -26,12 +26,16 @@ from supsup_core.nn.supermask import (
     init_scores_,
     signed_constant_,
 )
+from supsup_core.nn.task_modules import TaskModule
 
 __all__ = ["MaskedLayer", "MaskedLinear", "MaskedConv2d", "MaskedBatchNorm", "FixedLinear"]
 
 
-class MaskedLayer(nn.Module):
+class MaskedLayer(TaskModule):
     """Base of all masked layers: holds one score tensor per task and the current mask source.
+
+    Its per-task state (:class:`~supsup_core.nn.task_modules.TaskModule`) is the task's binary mask,
+    ``{"mask": bool tensor of mask_shape}``; a trainable task starts from ``{"scores": ...}`` or a fresh draw.
 
     Parameters
     ----------
@@ -82,12 +86,16 @@ class MaskedLayer(nn.Module):
     def mask_numel(self) -> int:
         return math.prod(self.mask_shape)
 
-    def add_task(self, init_scores: torch.Tensor | None = None, generator: torch.Generator | None = None) -> int:
+    def add_task(self, init: Mapping[str, torch.Tensor] | None = None, *,
+                 generator: torch.Generator | None = None) -> int:
         """Allocate scores for one more task and return its task id.
 
-        ``init_scores`` (shape ``mask_shape``) starts the new task elsewhere, e.g. at the running mean of
-        earlier tasks' scores (transfer); otherwise the config's ``score_init`` is used.
+        ``init = {"scores": tensor of mask_shape}`` starts the new task elsewhere, e.g. at the running mean
+        of earlier tasks' scores (transfer); otherwise the config's ``score_init`` draws from ``generator``.
         """
+        if init is not None and set(init) != {"scores"}:
+            raise ValueError(f"a masked layer starts a task from {{'scores': tensor}}; got keys {sorted(init)}.")
+        init_scores = None if init is None else init["scores"]
         device = self._device()
         if init_scores is not None:
             if tuple(init_scores.shape) != self.mask_shape:
@@ -131,14 +139,26 @@ class MaskedLayer(nn.Module):
         self._fresh = None
         self._cuts.pop(str(task_id), None)
 
-    def add_frozen_task(self, mask: torch.Tensor) -> int:
-        """Append a task known only by its binary mask (loading a run without scores)."""
+    def add_frozen_task(self, state: Mapping[str, torch.Tensor]) -> int:
+        """Append a task known only by its binary mask, ``{"mask": tensor of mask_shape}`` (loading a run)."""
+        if set(state) != {"mask"}:
+            raise ValueError(f"a masked layer's frozen task is {{'mask': tensor}}; got keys {sorted(state)}.")
+        mask = state["mask"]
         if tuple(mask.shape) != self.mask_shape:
             raise ValueError(f"mask must have shape {self.mask_shape}; got {tuple(mask.shape)}.")
         task_id = self._num_tasks
         self._num_tasks += 1
         self.freeze_task(task_id, mask)
         return task_id
+
+    def task_state(self, task_id: int) -> dict[str, torch.Tensor]:
+        """``{"mask": bool tensor of mask_shape}``: what a run keeps of ``task_id``."""
+        return {"mask": self.task_mask(task_id).bool()}
+
+    def task_parameters(self, task_id: int) -> list[nn.Parameter]:
+        """The scores of ``task_id`` while it is trainable, else nothing."""
+        self._check_task(task_id)
+        return [self.scores[str(task_id)]] if str(task_id) in self.scores else []
 
     @torch.no_grad()
     def task_mask(self, task_id: int) -> torch.Tensor:

@@ -47,8 +47,8 @@ class ModelConfig:
         First hidden width, or base channels of the ResNets; default :data:`DEFAULT_WIDTHS`.
     mask_kind : {"topk", "threshold"}, optional
         Default per model (:data:`DEFAULT_MASKS`).
-    sparsity : float
-        Fraction kept by top-k masks.
+    density : float
+        Fraction kept by top-k masks (the reference code's ``sparsity``).
     score_init : {"kaiming_uniform", "zeros"}, optional
         Default per model.
     """
@@ -59,7 +59,7 @@ class ModelConfig:
     num_tasks: int = 1
     width: int | None = None
     mask_kind: str | None = None
-    sparsity: float = 0.5
+    density: float = 0.5
     score_init: str | None = None
 
     def __post_init__(self) -> None:
@@ -76,12 +76,12 @@ class ModelConfig:
         check_int(self.num_tasks, "num_tasks", minimum=0, fix="Give a whole number of tasks to allocate, e.g. 1.")
         if self.width is not None:
             check_int(self.width, "width", minimum=1, fix="Give a whole width, e.g. --width 300, or leave it out for the model's default.")
-        check_finite(self.sparsity, "sparsity", "Give the fraction of weights kept, e.g. --sparsity 0.5.")
+        check_finite(self.density, "density", "Give the fraction of weights kept, e.g. --density 0.5.")
         if self.mask_kind is not None:
             check_choice(self.mask_kind, "mask_kind", MASK_KINDS)
         if self.score_init is not None:
             check_choice(self.score_init, "score_init", SCORE_INITS)
-        self.mask_config()  # validates sparsity
+        self.mask_config()  # validates density
 
     def resolved_width(self) -> int:
         """The width used: ``width`` or the model's default."""
@@ -90,7 +90,7 @@ class ModelConfig:
     def mask_config(self) -> MaskConfig:
         """The masked layers' :class:`MaskConfig` (model defaults filled in)."""
         kind, init = DEFAULT_MASKS[self.name]
-        return MaskConfig(kind=self.mask_kind or kind, sparsity=self.sparsity, score_init=self.score_init or init)
+        return MaskConfig(kind=self.mask_kind or kind, density=self.density, score_init=self.score_init or init)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -100,7 +100,10 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        """Inverse of :meth:`to_dict`; unknown keys are an error (``sparsity``, written before format 3, is ``density``)."""
+        data = dict(data)
+        if "sparsity" in data and "density" not in data:
+            data["density"] = data.pop("sparsity")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:

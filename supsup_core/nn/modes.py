@@ -1,4 +1,4 @@
-"""Switch every masked layer of a model at once: a task, a superposition of task masks, or given masks."""
+"""Switch every task module of a model at once: a task, a superposition of task masks, or given masks."""
 from __future__ import annotations
 
 from typing import Mapping
@@ -7,8 +7,10 @@ import torch
 from torch import nn
 
 from supsup_core.nn.layers import MaskedLayer
+from supsup_core.nn.task_modules import TaskModule, task_modules
 
-__all__ = ["masked_layers", "num_tasks", "set_task", "set_superposition", "set_masks", "task_masks", "add_task"]
+__all__ = ["masked_layers", "other_task_modules", "num_tasks", "set_task", "set_superposition", "set_masks", "task_masks", "add_task",
+           "task_parameters", "freeze_task"]
 
 
 def masked_layers(model: nn.Module) -> dict[str, MaskedLayer]:
@@ -16,21 +18,29 @@ def masked_layers(model: nn.Module) -> dict[str, MaskedLayer]:
     return {name: module for name, module in model.named_modules() if isinstance(module, MaskedLayer)}
 
 
+def other_task_modules(model: nn.Module) -> dict[str, TaskModule]:
+    """The task modules of ``model`` that are not masked layers (e.g. per-task BatchNorm statistics).
+
+    Their per-task state is no mask, so a superposition of masks (task inference) or a mask memory
+    (HopSupSup) cannot stand in for it.
+    """
+    return {name: module for name, module in task_modules(model).items() if not isinstance(module, MaskedLayer)}
+
+
 def num_tasks(model: nn.Module) -> int:
-    """Number of tasks the model holds (the same in every masked layer, checked)."""
-    counts = {layer.num_tasks for layer in masked_layers(model).values()}
+    """Number of tasks the model holds (the same in every task module, checked)."""
+    counts = {module.num_tasks for module in task_modules(model).values()}
     if not counts:
-        raise ValueError("this model has no masked layers; build it from supsup_core.nn.models")
+        raise ValueError("this model has no task modules (masked layers); build it from supsup_core.nn.models")
     if len(counts) != 1:
-        raise ValueError(f"masked layers disagree on the number of tasks: {sorted(counts)}; add tasks to all layers at once")
+        raise ValueError(f"task modules disagree on the number of tasks: {sorted(counts)}; add tasks to all of them at once")
     return counts.pop()
 
 
 def set_task(model: nn.Module, task_id: int) -> None:
-    """Put every masked layer, and every other module with ``set_task`` (per-task BatchNorm), on ``task_id``."""
-    for module in model.modules():
-        if module is not model and hasattr(module, "set_task"):
-            module.set_task(task_id)
+    """Put every task module (masked layers, per-task BatchNorm) on ``task_id``."""
+    for module in task_modules(model).values():
+        module.set_task(task_id)
 
 
 def set_superposition(model: nn.Module, alphas: torch.Tensor) -> None:
@@ -57,15 +67,26 @@ def task_masks(model: nn.Module, task_id: int) -> dict[str, torch.Tensor]:
     return {name: layer.task_mask(task_id) for name, layer in masked_layers(model).items()}
 
 
-def add_task(model: nn.Module, init_scores: Mapping[str, torch.Tensor] | None = None, generator: torch.Generator | None = None) -> int:
-    """Allocate one more task in every masked layer (optionally starting from given scores) and return its id."""
-    ids = set()
-    for name, layer in masked_layers(model).items():
-        init = None if init_scores is None else init_scores[name]
-        ids.add(layer.add_task(init, generator=generator))
-    for module in model.modules():
-        if not isinstance(module, MaskedLayer) and hasattr(module, "add_task") and module is not model:
-            module.add_task()
+def add_task(model: nn.Module, init: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
+             generator: torch.Generator | None = None) -> int:
+    """Allocate one more task in every task module and return its id.
+
+    ``init`` maps module names to the state a module starts from (e.g. ``{"layers.0": {"scores": t}}``
+    for transfer); a module it does not name draws its own from ``generator``.
+    """
+    ids = {module.add_task(None if init is None else init.get(name), generator=generator)
+           for name, module in task_modules(model).items()}
     if len(ids) != 1:
-        raise ValueError(f"masked layers returned different task ids {sorted(ids)}; the model is inconsistent")
+        raise ValueError(f"task modules returned different task ids {sorted(ids)}; the model is inconsistent")
     return ids.pop()
+
+
+def task_parameters(model: nn.Module, task_id: int) -> list[nn.Parameter]:
+    """The parameters that training ``task_id`` updates, over every task module in definition order."""
+    return [p for module in task_modules(model).values() for p in module.task_parameters(task_id)]
+
+
+def freeze_task(model: nn.Module, task_id: int) -> None:
+    """Freeze ``task_id`` in every task module (a supermask keeps its binary mask and drops its scores)."""
+    for module in task_modules(model).values():
+        module.freeze_task(task_id)

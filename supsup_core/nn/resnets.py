@@ -1,22 +1,26 @@
 """Supermask ResNets: a reduced ResNet-18 and a ResNet-50 with masked convolutions and per-task BatchNorm."""
 from __future__ import annotations
 
+from typing import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from supsup_core.nn.layers import MaskedConv2d, MaskedLinear
 from supsup_core.nn.supermask import MaskConfig
+from supsup_core.nn.task_modules import TaskModule
 
 __all__ = ["TaskBatchNorm2d", "ResNet18", "ResNet50"]
 
 
-class TaskBatchNorm2d(nn.Module):
+class TaskBatchNorm2d(TaskModule):
     """BatchNorm without affine parameters, with one set of running statistics per task.
 
     ``set_task(t)`` picks task ``t``'s statistics and ``add_task()`` appends a fresh set, so the
     model-level helpers in :mod:`supsup_core.nn.modes` switch it together with the masked layers. In a
-    superposition or given-mask mode it keeps the statistics of the last task set.
+    superposition or given-mask mode it keeps the statistics of the last task set. Its per-task state
+    is ``running_mean``, ``running_var`` and ``num_batches_tracked``.
     """
 
     def __init__(self, num_features: int, *, num_tasks: int = 0) -> None:
@@ -32,9 +36,12 @@ class TaskBatchNorm2d(nn.Module):
     def num_tasks(self) -> int:
         return len(self.norms)
 
-    def add_task(self) -> int:
-        """Append running statistics for one more task and return its id."""
+    def add_task(self, init: Mapping[str, torch.Tensor] | None = None, *,
+                 generator: torch.Generator | None = None) -> int:
+        """Append running statistics for one more task (fresh, or ``init`` from :meth:`task_state`) and return its id."""
         self.norms.append(nn.BatchNorm2d(self.num_features, affine=False).to(self._device_probe.device))
+        if init is not None:
+            self.norms[-1].load_state_dict(dict(init))
         return len(self.norms) - 1
 
     def task_state(self, task_id: int) -> dict[str, torch.Tensor]:
@@ -42,10 +49,9 @@ class TaskBatchNorm2d(nn.Module):
         self._check(task_id)
         return {k: v.detach() for k, v in self.norms[task_id].state_dict().items()}
 
-    def load_task_state(self, task_id: int, state: dict[str, torch.Tensor]) -> None:
-        """Set the running statistics of ``task_id`` from :meth:`task_state`'s output."""
-        self._check(task_id)
-        self.norms[task_id].load_state_dict(state)
+    def add_frozen_task(self, state: Mapping[str, torch.Tensor]) -> int:
+        """Append a task with the running statistics ``state`` (from :meth:`task_state`)."""
+        return self.add_task(state)
 
     def set_task(self, task_id: int) -> None:
         """Normalise with the statistics of ``task_id``."""

@@ -32,25 +32,26 @@ class MaskConfig:
     Parameters
     ----------
     kind : {"topk", "threshold"}
-        ``"topk"`` keeps the ``sparsity`` fraction of entries with the largest score magnitude (EdgePopup);
+        ``"topk"`` keeps the ``density`` fraction of entries with the largest score magnitude (EdgePopup);
         ``"threshold"`` keeps entries whose score is >= 0 (SupSup's fast masks, and neuron masks).
-    sparsity : float
-        Fraction of entries kept by ``"topk"`` (0 < sparsity <= 1). Ignored by ``"threshold"``.
+    density : float
+        Fraction of entries kept by ``"topk"`` (0 < density <= 1): the mask's fraction of ones, which the
+        reference code calls ``sparsity``. Ignored by ``"threshold"``.
     score_init : {"kaiming_uniform", "zeros"}
         Initial scores of a new task.
     """
 
     kind: str = "topk"
-    sparsity: float = 0.5
+    density: float = 0.5
     score_init: str = "kaiming_uniform"
 
     def __post_init__(self) -> None:
         if self.kind not in MASK_KINDS:
             raise ValueError(f"mask kind must be one of {MASK_KINDS}; got {self.kind!r}.")
-        check_finite(self.sparsity, "sparsity", "Use e.g. 0.5 to keep half of the weights.")
-        if not (0.0 < self.sparsity <= 1.0):
+        check_finite(self.density, "density", "Use e.g. 0.5 to keep half of the weights.")
+        if not (0.0 < self.density <= 1.0):
             raise ValueError(
-                f"sparsity is the fraction of weights kept and must lie in (0, 1]; got {self.sparsity}. "
+                f"density is the fraction of weights kept and must lie in (0, 1]; got {self.density}. "
                 "Use e.g. 0.5 to keep half of the weights."
             )
         if self.score_init not in SCORE_INITS:
@@ -102,9 +103,9 @@ def _kth_smallest(values: torch.Tensor, k: int, cut: TopKCut | None) -> torch.Te
     return result
 
 
-def _topk_into(scores: torch.Tensor, sparsity: float, out: torch.Tensor, cut: TopKCut | None = None) -> torch.Tensor:
+def _topk_into(scores: torch.Tensor, density: float, out: torch.Tensor, cut: TopKCut | None = None) -> torch.Tensor:
     magnitude = scores.abs()
-    n_keep = max(1, int(round(sparsity * magnitude.numel())))
+    n_keep = max(1, int(round(density * magnitude.numel())))
     if n_keep >= magnitude.numel():
         return out.fill_(1)
     # the (n - n_keep)-th smallest is the largest magnitude that is dropped
@@ -116,8 +117,8 @@ class _TopK(torch.autograd.Function):
     """Top-k by magnitude in the forward pass, identity (straight-through) in the backward pass."""
 
     @staticmethod
-    def forward(ctx, scores: torch.Tensor, sparsity: float, cut: TopKCut | None) -> torch.Tensor:
-        return _topk_into(scores.detach(), sparsity, torch.empty_like(scores), cut)
+    def forward(ctx, scores: torch.Tensor, density: float, cut: TopKCut | None) -> torch.Tensor:
+        return _topk_into(scores.detach(), density, torch.empty_like(scores), cut)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
@@ -136,16 +137,16 @@ class _Threshold(torch.autograd.Function):
         return grad_output
 
 
-def topk_mask(scores: torch.Tensor, sparsity: float, cut: TopKCut | None = None) -> torch.Tensor:
-    """Binary mask keeping the ``sparsity`` fraction of entries with the largest ``|scores|``.
+def topk_mask(scores: torch.Tensor, density: float, cut: TopKCut | None = None) -> torch.Tensor:
+    """Binary mask keeping the ``density`` fraction of entries with the largest ``|scores|``.
 
-    Ties at the cut are dropped, so at most ``round(sparsity * n)`` entries are kept. The gradient
+    Ties at the cut are dropped, so at most ``round(density * n)`` entries are kept. The gradient
     passes straight through to ``scores``.
 
     Parameters
     ----------
     scores : Tensor of any shape
-    sparsity : float in (0, 1], the fraction kept
+    density : float in (0, 1], the fraction kept
     cut : TopKCut, optional
         The last cut of these scores, to find the new one faster (same result); updated in place.
 
@@ -153,7 +154,7 @@ def topk_mask(scores: torch.Tensor, sparsity: float, cut: TopKCut | None = None)
     -------
     Tensor of the same shape and dtype, holding 0.0 and 1.0
     """
-    return _TopK.apply(scores, sparsity, cut)
+    return _TopK.apply(scores, density, cut)
 
 
 def threshold_mask(scores: torch.Tensor) -> torch.Tensor:
@@ -167,7 +168,7 @@ def compute_mask(scores: torch.Tensor, config: MaskConfig, cut: TopKCut | None =
     ``cut`` (top-k only) remembers the last cut of these scores; see :class:`TopKCut`.
     """
     if config.kind == "topk":
-        return topk_mask(scores, config.sparsity, cut)
+        return topk_mask(scores, config.density, cut)
     return threshold_mask(scores)
 
 
@@ -182,7 +183,7 @@ def binary_mask(scores: torch.Tensor, config: MaskConfig, *, out: torch.Tensor |
     """
     out = torch.empty_like(scores) if out is None else out
     if config.kind == "topk":
-        return _topk_into(scores, config.sparsity, out, cut)
+        return _topk_into(scores, config.density, out, cut)
     return torch.ge(scores, 0, out=out)
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -16,10 +16,12 @@ from supsup_core.data.streams import (
 )
 from supsup_core.nn import modes
 from supsup_core.train.metrics import summarize
+from supsup_core.train.methods import get_method
+from supsup_core.train.results import RunResults, TaskRecord
 from supsup_core.train.runs import RunConfig, RunDirectory
 from supsup_core.train.training import evaluate_tasks, task_generator, train_task
 
-__all__ = ["RunResult", "check_compatible", "transfer_scores", "train_run"]
+__all__ = ["RunResult", "check_compatible", "train_run"]
 
 
 class RunResult(NamedTuple):
@@ -78,36 +80,24 @@ def _mask_bits(model: nn.Module) -> int:
     return sum(math.prod(layer.mask_shape) for layer in modes.masked_layers(model).values())
 
 
-def transfer_scores(run: RunDirectory, task_id: int) -> dict[str, torch.Tensor] | None:
-    """Initial scores of ``task_id`` under transfer: the mean of tasks ``0..task_id-1``'s saved scores by layer
-    (``None`` for the first task)."""
-    if task_id == 0:
-        return None
-    total = {name: s.clone() for name, s in run.read_scores(0).items()}
-    for earlier in range(1, task_id):
-        for name, scores in run.read_scores(earlier).items():
-            total[name] += scores
-    return {name: s / task_id for name, s in total.items()}
-
-
 class _ScoreSum:
     """The running sum of tasks ``0..n-1``'s saved scores by layer, for transfer.
 
     Tasks finished before this process started are read from the run's files once; each task trained
-    here is added from memory, so a T-task run reads O(T) scores files, not O(T²). Sums in task order,
-    as :func:`transfer_scores` does, so both give the same floats.
+    here is added from memory, so a T-task run reads O(T) scores files, not O(T²). It sums in task order,
+    so a resumed run starts a task from the same floats as an uninterrupted one.
     """
 
     def __init__(self, run: RunDirectory) -> None:
         self._run, self._sum, self._count = run, {}, 0
 
-    def mean(self, task_id: int) -> dict[str, torch.Tensor] | None:
-        """The mean scores of tasks ``0..task_id-1`` (None for task 0)."""
+    def mean(self, task_id: int) -> dict[str, dict[str, torch.Tensor]] | None:
+        """The mean scores of tasks ``0..task_id-1`` as each masked layer's initial state (None for task 0)."""
         if task_id == 0:
             return None
         while self._count < task_id:
             self.add(self._count, self._run.read_scores(self._count))
-        return {name: s / task_id for name, s in self._sum.items()}
+        return {name: {"scores": s / task_id} for name, s in self._sum.items()}
 
     def add(self, task_id: int, scores: dict[str, torch.Tensor]) -> None:
         """Add ``task_id``'s scores if they are the next ones the sum is missing."""
@@ -119,16 +109,16 @@ class _ScoreSum:
         self._count += 1
 
 
-def _kept_rows(results: dict[str, Any], saved: set[int], num_tasks: int) -> int:
+def _kept_rows(results: RunResults, saved: set[int], num_tasks: int) -> int:
     """How many leading results rows stay: well formed, and every task in them still has its mask file.
 
     Row ``i`` holds ``i + 1`` accuracies; a task whose mask file is gone is retrained, so its row and every
     later one (which hold its accuracy) are computed again.
     """
-    matrix, sizes, tasks = results["accuracy_matrix"], results["mask_bytes_per_task"], results["tasks"]
+    matrix, sizes, tasks = results.accuracy_matrix, results.mask_bytes_per_task, results.tasks
     kept = 0
-    while (kept < min(len(matrix), len(sizes), len(tasks), num_tasks) and kept in saved
-           and isinstance(matrix[kept], list) and len(matrix[kept]) == kept + 1
+    while (kept < min(len(matrix), len(sizes), len(tasks), num_tasks) and kept in saved and kept in results.finished_tasks
+           and tasks[kept].task_id == kept and isinstance(matrix[kept], list) and len(matrix[kept]) == kept + 1
            and all(isinstance(a, (int, float)) and not isinstance(a, bool) and 0 <= a <= 1 for a in matrix[kept])):
         kept += 1
     return kept
@@ -144,15 +134,17 @@ def train_run(
 ) -> RunResult:
     """Train every task of ``run`` that has no mask file yet, writing each task's files as soon as it is done.
 
-    Per task ``t`` without a mask file: allocate scores (from :func:`task_generator`, or with
-    ``config.transfer`` the mean of the earlier tasks' scores, see :func:`transfer_scores`), train them,
-    write the bit-packed mask (and the scores when the run saves them) and freeze the task. A task whose
-    mask file exists is never retrained and its files never change: it is loaded frozen. Then, for every
-    task ``t`` from the first results row missing (a crash before it was written, rows lost, or a task
-    retrained because its mask file was deleted), evaluate tasks ``0..t`` and rewrite results.json: masks
-    are fixed and weights frozen, so a row rebuilt from the mask files equals the one first written.
+    The run's method (``run.config.method``, see :mod:`supsup_core.train.methods`) says what a task is.
+    Per task ``t`` without a mask file: the method allocates its state (SupSup: scores from
+    :func:`task_generator`, or with ``config.transfer`` the mean of the earlier tasks' saved scores), trains
+    it, and finishes it; the run writes every task module's state (SupSup: the bit-packed mask, and the
+    scores when the run saves them). A task whose mask file exists is never retrained and its files never
+    change: it is loaded frozen. Then, for every task ``t`` from the first results row missing (a crash
+    before it was written, rows lost, or a task retrained because its mask file was deleted), evaluate tasks
+    ``0..t`` and rewrite results.json: masks are fixed and weights frozen, so a row rebuilt from the mask
+    files equals the one first written.
 
-    Holds the run's lock throughout (:class:`supsup_core.train.runs.RunBusyError` if another process writes it).
+    Holds the run's lock throughout (:class:`supsup_core.train.run_lock.RunBusyError` if another process writes it).
 
     Parameters
     ----------
@@ -172,50 +164,51 @@ def train_run(
 
 def _train_run(run: RunDirectory, device: torch.device | str, stream: TaskStream | None, progress: bool,
                on_task_end: Callable[[int, list[float]], None] | None) -> RunResult:
-    config = run.config
+    config, method = run.config, get_method(run.config.method)
     stream = stream if stream is not None else build_stream(config.stream, device)
     check_compatible(run, stream)
-    results = run.read_results()
-    if results.get("scenario") == "NN":
+    if run.scenario() == "NN":
         raise ValueError(f"{run.path} holds an NN run (masks allocated without task ids); it cannot be continued task by task. Choose a new --out directory.")
+    results = run.read_results()
     saved = set(run.saved_tasks())
     kept = _kept_rows(results, saved, stream.num_tasks)
     # the training record of a task whose mask file stays is kept, whatever happens to its results row
-    records = {info["task_id"]: info for info in results["tasks"]
-               if isinstance(info, dict) and isinstance(info.get("task_id"), int) and info["task_id"] in saved}
-    for key in ("accuracy_matrix", "mask_bytes_per_task", "tasks"):
-        del results[key][kept:]
+    records = {record.task_id: record for record in results.tasks if record.task_id in saved}
+    del results.accuracy_matrix[kept:], results.mask_bytes_per_task[kept:], results.tasks[kept:]
+    results.finished_tasks = set(range(kept))
     model = run.load_model(device, num_tasks=0)
-    results.update(dataset=config.stream.dataset, model=config.model.name, num_tasks=stream.num_tasks,
-                   data_note=stream.note, mask_bits_per_task=_mask_bits(model))
+    results.method, results.dataset, results.model = config.method, config.stream.dataset, config.model.name
+    results.num_tasks, results.data_note, results.mask_bits_per_task = stream.num_tasks, stream.note, _mask_bits(model)
     score_sum = _ScoreSum(run) if config.transfer else None
     for task_id in range(stream.num_tasks):
-        info: dict[str, Any] = records.get(task_id, {"task_id": task_id, "trained": False})
+        record = records.get(task_id, TaskRecord(task_id))
         if task_id in saved:
             run.add_frozen(model, run.read_task(task_id))
         else:
             generator = task_generator(config.seed, task_id)
-            init = score_sum.mean(task_id) if score_sum is not None else None
-            modes.add_task(model, init_scores=init, generator=generator)
-            trained = train_task(model, task_id, stream, config.train, generator=generator, progress=progress)
+            method.start_task(model, init=score_sum.mean(task_id) if score_sum is not None else None, generator=generator)
+            trained = train_task(model, task_id, stream, config.train, generator=generator, progress=progress,
+                                 params=method.task_parameters(model, task_id))
             if config.save_scores:
                 run.write_scores(model, task_id)
             if score_sum is not None:
                 score_sum.add(task_id, {name: layer.task_scores(task_id) for name, layer in modes.masked_layers(model).items()})
+            method.finish_task(model, task_id)
             run.write_task(model, task_id)
-            for layer in modes.masked_layers(model).values():
-                layer.freeze_task(task_id)
-            info.update(trained=True, iterations=trained.iterations, final_loss=trained.final_loss, seconds=trained.seconds,
-                        optimizer=trained.optimizer)
+            record = TaskRecord(task_id, trained=True, iterations=trained.iterations, final_loss=trained.final_loss,
+                                seconds=trained.seconds, optimizer=trained.optimizer)
         if task_id < kept:
             continue
         row = evaluate_tasks(model, stream, range(task_id + 1), batch_size=config.train.eval_batch_size)
-        results["accuracy_matrix"].append(row)
-        results["mask_bytes_per_task"].append(run.mask_bytes(task_id))
-        results["tasks"].append(info)
-        results.update(summarize(results["accuracy_matrix"]), finished=task_id + 1 == stream.num_tasks)
+        results.accuracy_matrix.append(row)
+        results.mask_bytes_per_task.append(run.mask_bytes(task_id))
+        results.tasks.append(record)
+        results.finished_tasks.add(task_id)
+        for key, value in summarize(results.accuracy_matrix).items():
+            setattr(results, key, value)
+        results.finished = results.finished_tasks == set(range(stream.num_tasks))
         run.write_results(results)
         if on_task_end is not None:
             on_task_end(task_id, row)
-    matrix = results["accuracy_matrix"]
-    return RunResult(matrix, summarize(matrix), list(results["mask_bytes_per_task"]), kept)
+    matrix = results.accuracy_matrix
+    return RunResult(matrix, summarize(matrix), list(results.mask_bytes_per_task), kept)

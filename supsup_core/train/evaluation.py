@@ -34,7 +34,7 @@ def evaluate_gg(run: RunDirectory, *, device: torch.device | str = "cpu", stream
     progress : bool
         Show a tqdm bar over tasks.
     """
-    if run.read_results().get("scenario") == "NN":
+    if run.scenario() == "NN":
         raise ValueError(f"{run.path} is an NN run: its masks were allocated without task ids, so GG does not apply. Use --scenario GNs or GNu.")
     stream = stream if stream is not None else build_stream(run.config.stream, device)
     check_compatible(run, stream)

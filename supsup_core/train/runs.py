@@ -2,18 +2,25 @@
 
 Layout::
 
-    RUN/config.json                 RunConfig (format_version, seed, save_scores, model, stream, train)
+    RUN/config.json                 RunConfig (format_version, method, seed, save_scores, model, stream, train)
     RUN/weights.safetensors         the fixed random weights (model state with no task), written once
-    RUN/masks/task_000.safetensors  task 0: "mask.<layer>" packed uint8 (ceil(numel/8),) per masked layer,
-                                    "state.<module>.<key>" per-task BatchNorm statistics; metadata JSON
+    RUN/masks/task_000.safetensors  task 0's state as its method defines it: each task module's
+                                    ``task_state`` (supsup_core.nn.task_modules), boolean tensors as
+                                    "bits.<module>.<key>" packed uint8 (ceil(numel/8),) with their shape and
+                                    density in the metadata (a supermask is "bits.<layer>.mask"), others as
+                                    "state.<module>.<key>" (per-task BatchNorm statistics)
     RUN/scores/task_000.safetensors task 0's float scores by layer (only with save_scores)
-    RUN/results.json                accuracy_matrix (row i: tasks 0..i after training task i) and metrics
+    RUN/results.json                accuracy_matrix (row i: tasks 0..i after training task i), metrics and
+                                    the finished tasks (supsup_core.train.results)
     RUN/.lock                       held (flock) by the one process writing the run, see supsup_core.train.run_lock
 
 Every file is written atomically, so a crash leaves each one either complete or absent (plus, at worst, a
 hidden ``.<name>.<random>.tmp`` file, removed the next time the run is opened for writing). Every tensor
 file carries a SHA-256 ``checksum`` of its metadata and tensors, verified on every load; the weights are
 also compared with the ones the run's seed draws.
+
+Format 3 (this code) stores any task module's state; format 2 (masks as "mask.<layer>", statistics as
+"state.<module>.<key>", no method in config.json: SupSup) is still read, and a format-2 run resumes.
 """
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, NamedTuple
+from typing import Any, Iterator, Mapping, NamedTuple, Protocol
 
 import torch
 from torch import nn
@@ -41,20 +48,33 @@ from hopfield_masks.io import (
 from hopfield_masks.patterns import pack_bits, unpack_bits
 from supsup_core.data.streams import StreamConfig
 from supsup_core.nn import modes
-from supsup_core.nn.models import ModelConfig, build_model
-from supsup_core.nn.resnets import TaskBatchNorm2d
+from supsup_core.nn.models import ModelConfig
+from supsup_core.nn.task_modules import task_modules
 from supsup_core.train import run_lock
 from supsup_core.train.run_lock import RunBusyError
+from supsup_core.train.methods import get_method
+from supsup_core.train.results import RunResults
 from supsup_core.train.training import TrainConfig
 
-__all__ = ["RunConfig", "TaskMasks", "RunDirectory", "RunBusyError", "FORMAT_VERSION", "MASK_FORMAT"]
+__all__ = ["RunConfig", "TaskState", "RunDirectory", "FORMAT_VERSION", "READS_FORMATS", "MASK_FORMAT"]
 
-FORMAT_VERSION = 2  # 2: weights, mask and scores files carry a checksum (1 had none)
+# 2: weights, mask and scores files carry a checksum (1 had none); 3: task files hold any task module's
+# state ("bits."/"state." tensors) and config.json names the method
+FORMAT_VERSION = 3
+READS_FORMATS = (2, 3)
 MASK_FORMAT = "supsup-task-masks"
 WEIGHTS_FORMAT = "supsup-weights"
 SCORES_FORMAT = "supsup-task-scores"
 # atomic_write_bytes' temp files: ".<target name>.<random>.tmp" beside the target
 _RUN_FILE = re.compile(r"config\.json|results\.json|weights\.safetensors|task_\d+\.safetensors")
+
+
+_RESULTS_FIX = ("Delete it and rerun `supsup train` with the run's options: the results of tasks whose mask files exist "
+                "are rebuilt from them, without retraining.")
+
+
+class _Results(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 def _is_temp_file(name: str) -> bool:
@@ -72,14 +92,16 @@ class RunConfig:
     train: TrainConfig
     seed: int = 0
     save_scores: bool = False
-    transfer: bool = False  # start each task's scores at the mean of earlier tasks' (saved) scores
+    transfer: bool = False  # start each task's scores at the mean of earlier tasks' saved scores (implies save_scores)
+    method: str = "supsup"  # a key of supsup_core.train.methods.METHODS
 
     def __post_init__(self) -> None:
-        if self.transfer and not self.save_scores:
-            raise ValueError(
-                "transfer starts each task at the mean of the earlier tasks' scores, read back from their saved "
-                "scores; set save_scores=True as well (the CLI's --transfer does)."
-            )
+        method = get_method(self.method)
+        if (self.save_scores or self.transfer) and not method.starts_from_scores:
+            raise ValueError(f"method {self.method!r} trains no supermask scores, so there are none to save or transfer "
+                             "from; drop --save-scores/--transfer or use --method supsup.")
+        if self.transfer:  # each task starts at the mean of the earlier tasks' scores, read back from their files
+            object.__setattr__(self, "save_scores", True)
         if self.model.num_tasks != 0:
             raise ValueError(
                 f"a run's model config must have num_tasks=0 (tasks are added as they are trained); got {self.model.num_tasks}. "
@@ -87,7 +109,7 @@ class RunConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format_version": FORMAT_VERSION, "seed": self.seed, "save_scores": self.save_scores, "transfer": self.transfer,
+        return {"format_version": FORMAT_VERSION, "method": self.method, "seed": self.seed, "save_scores": self.save_scores, "transfer": self.transfer,
                 "model": self.model.to_dict(), "stream": self.stream.to_dict(), "train": self.train.to_dict()}
 
     @classmethod
@@ -95,36 +117,36 @@ class RunConfig:
         if not isinstance(data, Mapping):
             raise ValueError(f"a run config must be a JSON object; got {type(data).__name__} {data!r:.80}. Re-create the run.")
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
-            older = isinstance(version, int) and not isinstance(version, bool) and version < FORMAT_VERSION
+        if version not in READS_FORMATS or isinstance(version, bool):
+            older = isinstance(version, int) and not isinstance(version, bool) and version < min(READS_FORMATS)
             raise ValueError(
-                f"run config has format_version {version!r}; this code reads {FORMAT_VERSION}. "
+                f"run config has format_version {version!r}; this code reads {' and '.join(map(str, READS_FORMATS))}. "
                 + ("That run was written before its files carried checksums, so they cannot be verified: train it "
                    "again into a new --out directory with the same options." if older else "Re-create the run.")
             )
         try:
             return cls(model=ModelConfig.from_dict(data["model"]), stream=StreamConfig.from_dict(data["stream"]),
                        train=TrainConfig.from_dict(data["train"]), seed=int(data["seed"]), save_scores=bool(data["save_scores"]),
-                       transfer=bool(data.get("transfer", False)))
+                       transfer=bool(data.get("transfer", False)), method=data.get("method", "supsup"))
         except (KeyError, TypeError, AttributeError) as err:
             raise ValueError(f"run config is missing or has malformed fields ({type(err).__name__}: {err}); re-create the run.") from err
 
 
-class TaskMasks(NamedTuple):
-    """One task as stored: boolean ``masks`` by layer name, per-task module ``state`` by module name."""
+class TaskState(NamedTuple):
+    """One task as stored: each task module's ``task_state`` by module name (boolean tensors as bool)."""
 
-    masks: dict[str, torch.Tensor]
-    state: dict[str, dict[str, torch.Tensor]]
+    modules: dict[str, dict[str, torch.Tensor]]
+
+    @property
+    def masks(self) -> dict[str, torch.Tensor]:
+        """The binary supermasks by masked layer name (the modules whose state is ``{"mask": ...}``)."""
+        return {name: state["mask"] for name, state in self.modules.items() if "mask" in state}
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         return [d for k in sorted(set(a) | set(b)) for d in _diff(a.get(k), b.get(k), f"{prefix}{k}.")]
     return [] if a == b else [f"{prefix[:-1]}: {a!r} -> {b!r}"]
-
-
-def _task_modules(model: nn.Module) -> dict[str, TaskBatchNorm2d]:
-    return {name: m for name, m in model.named_modules() if isinstance(m, TaskBatchNorm2d)}
 
 
 def _save_checked(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, str]) -> Path:
@@ -138,7 +160,7 @@ def _load_checked(path: Path, *, what: str, fmt: str, fix: str) -> tuple[dict[st
     if path.exists() and not path.is_file():
         raise ValueError(f"{what} {path} is not a file (a directory?); remove it. {fix}")
     tensors, meta = load_tensors(path, what=what)
-    if meta.get("format") != fmt or meta.get("format_version") != str(FORMAT_VERSION):
+    if meta.get("format") != fmt or meta.get("format_version") not in map(str, READS_FORMATS):
         raise ValueError(
             f"{path} is not a version-{FORMAT_VERSION} {fmt} file (format {meta.get('format')!r}, version "
             f"{meta.get('format_version')!r}); it was written by other code or renamed. {fix}"
@@ -266,7 +288,7 @@ class RunDirectory:
 
     def fixed_model(self) -> nn.Module:
         """The model with no tasks, weights drawn from the run's seed (on the CPU)."""
-        return build_model(self.config.model, torch.Generator().manual_seed(self.config.seed))
+        return get_method(self.config.method).build_model(self.config.model, torch.Generator().manual_seed(self.config.seed))
 
     def load_model(self, device: torch.device | str = "cpu", *, num_tasks: int | None = None) -> nn.Module:
         """The model with the saved fixed weights and tasks ``0..num_tasks-1`` frozen from their mask files.
@@ -311,21 +333,18 @@ class RunDirectory:
         with self.locked():
             _save_checked(self.weights_path, model.state_dict(), {"format": WEIGHTS_FORMAT, "format_version": str(FORMAT_VERSION)})
 
-    def add_frozen(self, model: nn.Module, task: TaskMasks) -> int:
+    def add_frozen(self, model: nn.Module, task: TaskState) -> int:
         """Append ``task`` (read with :meth:`read_task`) to ``model`` as a frozen task; returns its id."""
-        layers, modules = modes.masked_layers(model), _task_modules(model)
-        if set(task.masks) != set(layers) or set(task.state) != set(modules):
+        modules = task_modules(model)
+        if set(task.modules) != set(modules):
             raise ValueError(
-                f"a mask file of {self.path} names layers {sorted(task.masks)} and per-task modules {sorted(task.state)}, "
-                f"but the run's model has {sorted(layers)} and {sorted(modules)}; the file belongs to another run. "
-                "Delete it and resume the run to retrain that task."
+                f"a mask file of {self.path} holds the state of modules {sorted(task.modules)}, but the run's model has "
+                f"task modules {sorted(modules)}; the file belongs to another run. Delete it and resume the run to retrain that task."
             )
-        task_id = modes.num_tasks(model)
-        for name, layer in layers.items():
-            layer.add_frozen_task(task.masks[name])
-        for name, module in modules.items():
-            module.load_task_state(module.add_task(), task.state[name])
-        return task_id
+        ids = {module.add_frozen_task(task.modules[name]) for name, module in modules.items()}
+        if len(ids) != 1:
+            raise ValueError(f"task modules took the task as ids {sorted(ids)}; the model was not at one task count")
+        return ids.pop()
 
     # ----------------------------------------------------------------- masks
     def mask_path(self, task_id: int) -> Path:
@@ -349,49 +368,55 @@ class RunDirectory:
                 "(its seed gives the same mask again; no other task changes).")
 
     def write_task(self, model: nn.Module, task_id: int) -> Path:
-        """Write the binary masks (bit-packed) and per-task statistics of ``task_id``."""
-        tensors, layout = {}, {}
-        for name, mask in modes.task_masks(model, task_id).items():
-            tensors[f"mask.{name}"] = pack_bits(mask.flatten().to(torch.uint8))
-            layout[name] = {"shape": list(mask.shape), "density": float(mask.float().mean())}
-        for name, module in _task_modules(model).items():
+        """Write every task module's state of ``task_id``: boolean tensors bit-packed, others as they are."""
+        tensors, bits = {}, {}
+        for name, module in task_modules(model).items():
             for key, value in module.task_state(task_id).items():
-                tensors[f"state.{name}.{key}"] = value
-        meta = {"format": MASK_FORMAT, "format_version": str(FORMAT_VERSION), "task_id": str(task_id), "masks": json.dumps(layout)}
+                if value.dtype == torch.bool:
+                    tensors[f"bits.{name}.{key}"] = pack_bits(value.flatten().to(torch.uint8))
+                    bits[f"{name}.{key}"] = {"shape": list(value.shape), "density": float(value.float().mean())}
+                else:
+                    tensors[f"state.{name}.{key}"] = value
+        meta = {"format": MASK_FORMAT, "format_version": str(FORMAT_VERSION), "task_id": str(task_id), "bits": json.dumps(bits)}
         with self.locked():
             return _save_checked(self.mask_path(task_id), tensors, meta)
 
-    def read_task(self, task_id: int) -> TaskMasks:
+    def read_task(self, task_id: int) -> TaskState:
         """Read and validate the mask file of ``task_id`` (format, checksum, layout)."""
         path, fix = self.mask_path(task_id), self._retrain_fix(task_id)
         tensors, meta = _load_checked(path, what=f"mask file of task {task_id}", fmt=MASK_FORMAT, fix=fix)
         if meta.get("task_id") != str(task_id):
             raise ValueError(f"{path} holds task {meta.get('task_id')!r}, not {task_id}; it was renamed. {fix}")
+        if meta["format_version"] == "2":  # masks as "mask.<layer>", described by a "masks" entry
+            meta = {**meta, "bits": meta.get("masks", "")}
+            tensors = {f"bits.{k[len('mask.'):]}.mask" if k.startswith("mask.") else k: v for k, v in tensors.items()}
         try:
-            layout = json.loads(meta.get("masks", ""))
+            layout = json.loads(meta.get("bits", ""))
         except json.JSONDecodeError:
             layout = None
+        if meta["format_version"] == "2" and isinstance(layout, dict):
+            layout = {f"{name}.mask": info for name, info in layout.items()}
         if not isinstance(layout, dict) or not all(
                 isinstance(info, dict) and isinstance(info.get("shape"), list)
                 and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in info["shape"])
                 for info in layout.values()):
-            raise ValueError(f"{path}: its 'masks' metadata must map each layer to {{'shape': [...], 'density': ...}}; "
-                             f"got {meta.get('masks')!r:.100}. The file is corrupted. {fix}")
-        masks = {}
-        for name, info in layout.items():
+            raise ValueError(f"{path}: its 'bits' metadata must map each packed tensor to {{'shape': [...], 'density': ...}}; "
+                             f"got {meta.get('bits')!r:.100}. The file is corrupted. {fix}")
+        modules: dict[str, dict[str, torch.Tensor]] = {}
+        for full, info in layout.items():
             numel = math.prod(info["shape"])
-            packed = tensors.get(f"mask.{name}")
+            packed = tensors.get(f"bits.{full}")
             if packed is None or packed.dtype != torch.uint8 or packed.numel() != math.ceil(numel / 8):
-                raise ValueError(f"{path}: mask of layer {name!r} is missing or has the wrong size; the file is corrupted. {fix}")
-            masks[name] = unpack_bits(packed, numel).bool().view(info["shape"])
-        state: dict[str, dict[str, torch.Tensor]] = {}
-        for key, value in tensors.items():
-            if key.startswith("state."):
-                module, _, field = key[len("state."):].rpartition(".")
-                state.setdefault(module, {})[field] = value
-            elif not (key.startswith("mask.") and key[len("mask."):] in layout):
-                raise ValueError(f"{path} holds a tensor {key!r} that its metadata does not describe; the file is corrupted. {fix}")
-        return TaskMasks(masks, state)
+                raise ValueError(f"{path}: packed tensor {full!r} is missing or has the wrong size; the file is corrupted. {fix}")
+            module, _, key = full.rpartition(".")
+            modules.setdefault(module, {})[key] = unpack_bits(packed, numel).bool().view(info["shape"])
+        for full, value in tensors.items():
+            if full.startswith("state."):
+                module, _, key = full[len("state."):].rpartition(".")
+                modules.setdefault(module, {})[key] = value
+            elif not (full.startswith("bits.") and full[len("bits."):] in layout):
+                raise ValueError(f"{path} holds a tensor {full!r} that its metadata does not describe; the file is corrupted. {fix}")
+        return TaskState(modules)
 
     def delete_task_masks(self, task_id: int) -> None:
         """Remove the mask file of ``task_id`` (e.g. once a Hopfield memory holds it)."""
@@ -426,28 +451,36 @@ class RunDirectory:
     def results_path(self) -> Path:
         return self.path / "results.json"
 
-    def read_results(self) -> dict[str, Any]:
-        """results.json, or an empty result (no finished task) when there is none yet.
-
-        The per-task lists (``accuracy_matrix``, ``mask_bytes_per_task``, ``tasks``) are checked to be lists.
-        """
+    def read_results_data(self) -> dict[str, Any]:
+        """results.json as a JSON object, or ``{}`` when there is none yet (whatever the scenario that wrote it)."""
         if not self.results_path.exists():
-            return {"accuracy_matrix": [], "mask_bytes_per_task": [], "tasks": []}
-        results = read_json(self.results_path, what="run results")
-        fix = ("Delete it and rerun `supsup train` with the run's options: the results of tasks whose mask files exist "
-               "are rebuilt from them, without retraining.")
-        if not isinstance(results, dict):
-            raise ValueError(f"{self.results_path} holds {type(results).__name__}, not the run's results object. {fix}")
-        for key in ("accuracy_matrix", "mask_bytes_per_task", "tasks"):
-            if not isinstance(results.setdefault(key, []), list):
-                raise ValueError(f"{self.results_path}: {key!r} must be a list; got {type(results[key]).__name__}. "
-                                 f"It was not written by `supsup train`. {fix}")
-        return results
+            return {}
+        data = read_json(self.results_path, what="run results")
+        if not isinstance(data, dict):
+            raise ValueError(f"{self.results_path} holds {type(data).__name__}, not the run's results object. {_RESULTS_FIX}")
+        return data
 
-    def finished_tasks(self) -> int:
-        """Number of tasks trained and evaluated (rows of the accuracy matrix)."""
-        return len(self.read_results()["accuracy_matrix"])
+    def scenario(self) -> str | None:
+        """The scenario results.json records: ``"GG"`` (task by task), ``"NN"``, or None before any result."""
+        data = self.read_results_data()
+        return data.get("scenario", "GG") if data else None
 
-    def write_results(self, results: Mapping[str, Any]) -> Path:
+    def read_results(self) -> RunResults:
+        """results.json of a task-by-task run, or empty results (no finished task) when there is none yet."""
+        data = self.read_results_data()
+        if data.get("scenario", "GG") != "GG":
+            raise ValueError(f"{self.path} holds an {data['scenario']} run (masks allocated without task ids), not one "
+                             "trained task by task; evaluate it with `supsup evaluate --scenario GNs`.")
+        try:
+            return RunResults.from_dict(data, fix=_RESULTS_FIX) if data else RunResults(method=self.config.method)
+        except ValueError as err:
+            raise ValueError(f"{self.results_path}: {err}") from err
+
+    def finished_tasks(self) -> set[int]:
+        """The tasks trained and evaluated (empty for a run that is not trained task by task)."""
+        return self.read_results().finished_tasks if self.scenario() in (None, "GG") else set()
+
+    def write_results(self, results: _Results) -> Path:
+        """Write ``results`` (a results dataclass: :class:`RunResults`, or the NN scenario's) atomically."""
         with self.locked():
-            return write_json(self.results_path, dict(results))
+            return write_json(self.results_path, results.to_dict())

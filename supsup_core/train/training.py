@@ -18,17 +18,21 @@ from supsup_core.data.streams import TaskData, TaskStream
 from supsup_core.nn import fused, modes
 from supsup_core.nn.fused import MaskSink
 
-__all__ = ["TrainConfig", "TrainResult", "OPTIMIZERS", "make_optimizer", "optimizer_implementation", "uses_fused_rmsprop", "task_generator", "train_task", "evaluate_task", "evaluate_tasks"]
+__all__ = ["DEFAULT_ITERATIONS", "TrainConfig", "TrainResult", "OPTIMIZERS", "make_optimizer", "optimizer_implementation", "uses_fused_rmsprop", "task_generator", "train_task", "evaluate_task", "evaluate_tasks"]
+
+
+DEFAULT_ITERATIONS = 1000
+"""Batches per task when a :class:`TrainConfig` names neither iterations nor epochs."""
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train one task's scores. Give exactly one of ``iterations`` and ``epochs``.
+    """How to train one task's scores: for ``iterations`` batches or ``epochs`` passes (not both).
 
     Parameters
     ----------
     iterations : int, optional
-        Number of batches per task.
+        Number of batches per task (:data:`DEFAULT_ITERATIONS` when neither it nor ``epochs`` is given).
     epochs : float, optional
         Passes over the task's training set (rounded up to whole batches).
     batch_size : int
@@ -52,11 +56,13 @@ class TrainConfig:
     eval_batch_size: int = 1000
 
     def __post_init__(self) -> None:
-        if (self.iterations is None) == (self.epochs is None):
+        if self.iterations is not None and self.epochs is not None:
             raise ValueError(
-                f"give exactly one of iterations and epochs; got iterations={self.iterations}, epochs={self.epochs}. "
+                f"give at most one of iterations and epochs; got iterations={self.iterations}, epochs={self.epochs}. "
                 "Drop one of --iterations/--epochs."
             )
+        if self.iterations is None and self.epochs is None:
+            object.__setattr__(self, "iterations", DEFAULT_ITERATIONS)
         if self.iterations is not None:
             check_int(self.iterations, "iterations", minimum=1, fix="Give a whole number of batches, e.g. --iterations 1000.")
         if self.epochs is not None:
@@ -91,16 +97,16 @@ class TrainConfig:
         return cls(**dict(data))
 
 
-Masks = Mapping[torch.Tensor, MaskSink]
+MaskSinks = Mapping[torch.Tensor, MaskSink]  # a trained tensor -> where a fused step may write its masked weight
 
 
 # fused=True on CPU tensors needs torch >= 2.4 (the pyproject's lower bound); older releases have CUDA kernels only.
-def _sgd(params: list[nn.Parameter], c: TrainConfig, masks: Masks | None = None) -> torch.optim.Optimizer:
+def _sgd(params: list[nn.Parameter], c: TrainConfig, masks: MaskSinks | None = None) -> torch.optim.Optimizer:
     momentum = 0.9 if c.momentum is None else c.momentum
     return torch.optim.SGD(params, lr=c.lr, momentum=momentum, weight_decay=c.weight_decay, fused=True)
 
 
-def _adam(params: list[nn.Parameter], c: TrainConfig, masks: Masks | None = None) -> torch.optim.Optimizer:
+def _adam(params: list[nn.Parameter], c: TrainConfig, masks: MaskSinks | None = None) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, fused=True)
 
 
@@ -109,7 +115,7 @@ def uses_fused_rmsprop(config: TrainConfig, device: torch.device | str) -> bool:
     return config.optimizer == "rmsprop" and torch.device(device).type == "cpu" and fused.kernels_available()
 
 
-def _rmsprop(params: list[nn.Parameter], c: TrainConfig, masks: Masks | None = None) -> torch.optim.Optimizer:
+def _rmsprop(params: list[nn.Parameter], c: TrainConfig, masks: MaskSinks | None = None) -> torch.optim.Optimizer:
     momentum = 0.0 if c.momentum is None else c.momentum
     if all(uses_fused_rmsprop(c, p.device) for p in params):
         # one pass per tensor, and the next forward's masked weights come with it (see supsup_core.nn.fused)
@@ -127,14 +133,17 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 }
 
 
-def make_optimizer(model: nn.Module, task_id: int, config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer ``config`` names, over the scores of ``task_id`` in every masked layer of ``model``."""
-    layers = list(modes.masked_layers(model).values())
-    params = [layer.task_scores(task_id) for layer in layers]
+def make_optimizer(model: nn.Module, task_id: int, config: TrainConfig,
+                   params: list[nn.Parameter] | None = None) -> torch.optim.Optimizer:
+    """The optimizer ``config`` names, over ``params`` (default: what every task module trains for ``task_id``)."""
+    params = modes.task_parameters(model, task_id) if params is None else list(params)
     if not params:
-        raise ValueError("this model has no masked layers, so there is nothing to train; build it with supsup_core.nn.models.build_model")
-    masks = {p: sink for layer, p in zip(layers, params) if (sink := layer.mask_sink(task_id)) is not None}
-    return OPTIMIZERS[config.optimizer](params, config, masks)
+        raise ValueError(f"task {task_id} of this model has nothing to train: it is frozen (only its mask is kept), or no "
+                         "task module holds trainable state for it; build the model with supsup_core.nn.models.build_model "
+                         "and add the task first")
+    sinks = {layer.task_scores(task_id): sink for layer in modes.masked_layers(model).values()
+             if (sink := layer.mask_sink(task_id)) is not None}
+    return OPTIMIZERS[config.optimizer](params, config, {p: sinks[p] for p in params if p in sinks})
 
 
 def optimizer_implementation(optimizer: torch.optim.Optimizer) -> str:
@@ -182,8 +191,9 @@ def train_task(
     *,
     generator: torch.Generator,
     progress: bool = False,
+    params: list[nn.Parameter] | None = None,
 ) -> TrainResult:
-    """Train the scores of ``task_id`` only (every other task and all weights stay untouched).
+    """Train the state of ``task_id`` only (every other task and all fixed weights stay untouched).
 
     Parameters
     ----------
@@ -197,8 +207,11 @@ def train_task(
         CPU generator for the batch order (see :func:`task_generator`).
     progress : bool
         Show a tqdm bar.
+    params : list of Parameter, optional
+        What to train (a method's :meth:`~supsup_core.nn.method.Method.task_parameters`); default: every
+        task module's trainable state for ``task_id`` (the scores of its masks).
     """
-    optimizer = make_optimizer(model, task_id, config)
+    optimizer = make_optimizer(model, task_id, config, params)
     modes.set_task(model, task_id)
     model.train()
     num_train = stream.num_train(task_id)

@@ -20,7 +20,7 @@ def _train(out, *args):
 
 
 @pytest.mark.parametrize("option, value", [("--epochs", "inf"), ("--lr", "inf"), ("--lr", "nan"), ("--momentum", "nan"),
-                                           ("--weight-decay", "inf"), ("--sparsity", "nan")])
+                                           ("--weight-decay", "inf"), ("--density", "nan")])
 def test_non_finite_floats_are_refused_before_anything_is_written(tmp_path, option, value):
     args = [a for a in TINY if a not in ("--iterations", "10")] if option == "--epochs" else TINY
     result = CliRunner().invoke(main, ["train", *args, option, value, "--out", str(tmp_path / "run")])
@@ -42,7 +42,7 @@ def test_a_too_small_output_is_refused_before_anything_is_written_so_the_fix_run
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--sparsity", "0.3"], "--sparsity sets the fraction kept by top-k masks, but this run's masks are threshold masks"),
+    (["--sparsity", "0.3"], "--density sets the fraction kept by top-k masks, but this run's masks are threshold masks"),
     (["--check-every", "5"], "--check-every applies to --scenario NN only"),
     (["--epsilon", "0.5"], "--epsilon applies to --scenario NN only"),
     (["--scenario", "NN", "--save-scores"], "an NN run stores only its masks"),
@@ -53,10 +53,11 @@ def test_options_that_would_be_ignored_are_refused_with_the_reason(tmp_path, arg
     assert not (tmp_path / "run").exists()
 
 
-def test_sparsity_with_topk_masks_is_used(tmp_path):
-    result = _train(tmp_path / "run", "--mask", "topk", "--sparsity", "0.3", "--num-tasks", "1")
+@pytest.mark.parametrize("option", ["--density", "--sparsity"])  # --sparsity: the reference code's name
+def test_density_with_topk_masks_is_used(tmp_path, option):
+    result = _train(tmp_path / "run", "--mask", "topk", option, "0.3", "--num-tasks", "1")
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["model"]["sparsity"] == 0.3
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["model"]["density"] == 0.3
 
 
 def test_damaged_run_files_are_exit_1_errors_naming_the_file(tmp_path):

@@ -12,7 +12,7 @@ from supsup_core.nn.layers import (
 )
 from supsup_core.nn.supermask import MaskConfig, compute_mask
 
-CONFIGS = [MaskConfig(kind="topk", sparsity=0.4), MaskConfig(kind="threshold")]
+CONFIGS = [MaskConfig(kind="topk", density=0.4), MaskConfig(kind="threshold")]
 
 
 @pytest.mark.parametrize("config", CONFIGS)
@@ -94,7 +94,7 @@ def test_freeze_keeps_mask_and_drops_scores(generator):
     torch.testing.assert_close(layer(x), before)
     with pytest.raises(ValueError, match="frozen"):
         layer.task_scores(0)
-    assert layer.add_frozen_task(torch.zeros(4, 5)) == 2 and layer.task_mask(2).sum() == 0
+    assert layer.add_frozen_task({"mask": torch.zeros(4, 5)}) == 2 and layer.task_mask(2).sum() == 0
 
 
 def test_model_level_modes(generator):
@@ -121,7 +121,11 @@ def test_layer_errors_name_the_problem(generator):
     with pytest.raises(ValueError, match="mask must have shape"):
         layer.set_mask(torch.ones(3, 2))
     with pytest.raises(ValueError, match="init_scores must have shape"):
-        layer.add_task(torch.zeros(5))
+        layer.add_task({"scores": torch.zeros(5)})
+    with pytest.raises(ValueError, match=r"starts a task from \{'scores': tensor\}; got keys \['mask'\]"):
+        layer.add_task({"mask": torch.zeros(4, 5)})
+    with pytest.raises(ValueError, match=r"frozen task is \{'mask': tensor\}; got keys \['scores'\]"):
+        layer.add_frozen_task({"scores": torch.zeros(4, 5)})
 
 
 def test_fixed_linear_is_signed_constant_without_parameters(generator):
@@ -135,7 +139,7 @@ def test_tasks_added_after_moving_a_neuron_mask_layer_live_on_its_device():
 
     layer = MaskedBatchNorm(4, num_tasks=0).to("meta")
     layer.add_task()
-    layer.add_frozen_task(torch.ones(4))
+    layer.add_frozen_task({"mask": torch.ones(4)})
     assert layer.task_scores(0).device.type == "meta"
     assert layer.frozen_mask_1.device.type == "meta"
 
@@ -159,5 +163,5 @@ def test_adding_a_frozen_task_of_the_wrong_shape_changes_nothing():
 
     layer = MaskedBatchNorm(4, num_tasks=1)
     with pytest.raises(ValueError, match="shape"):
-        layer.add_frozen_task(torch.ones(5))
+        layer.add_frozen_task({"mask": torch.ones(5)})
     assert layer.num_tasks == 1

@@ -45,16 +45,16 @@ def test_fixed_weights_do_not_depend_on_the_number_of_tasks():
 
 
 def test_model_config_round_trips_through_json():
-    config = ModelConfig(name="resnet18", input_shape=(3, 32, 32), output_size=100, width=20, mask_kind="topk", sparsity=0.3)
+    config = ModelConfig(name="resnet18", input_shape=(3, 32, 32), output_size=100, width=20, mask_kind="topk", density=0.3)
     assert ModelConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
-    assert config.mask_config().sparsity == 0.3 and config.resolved_width() == 20
+    assert config.mask_config().density == 0.3 and config.resolved_width() == 20
 
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"name": "vgg"}, "model name"),
     ({"name": "lenet", "output_size": 0}, "output_size"),
     ({"name": "lenet", "mask_kind": "random"}, "mask_kind"),
-    ({"name": "lenet", "sparsity": 2.0}, "sparsity"),
+    ({"name": "lenet", "density": 2.0}, "density"),
     ({"name": "lenet", "width": -1}, "width"),
     ({"name": "lenet", "output_size": 10.5}, "output_size must be an integer; got 10.5"),
     ({"name": "lenet", "output_size": True}, "output_size must be an integer"),
@@ -64,8 +64,8 @@ def test_model_config_round_trips_through_json():
     ({"name": "lenet", "input_shape": (1, 28.5, 28)}, "input_shape entries must be an integer; got 28.5"),
     ({"name": "lenet", "input_shape": (1, 0, 28)}, "input_shape entries must be >= 1"),
     ({"name": "lenet", "input_shape": ()}, "at least one size"),
-    ({"name": "lenet", "sparsity": float("nan")}, "sparsity must be a finite number; got nan"),
-    ({"name": "lenet", "sparsity": float("inf")}, "sparsity must be a finite number"),
+    ({"name": "lenet", "density": float("nan")}, "density must be a finite number; got nan"),
+    ({"name": "lenet", "density": float("inf")}, "density must be a finite number"),
 ])
 def test_model_config_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -85,7 +85,7 @@ def test_task_batchnorm_keeps_statistics_per_task():
     bn.set_task(1)
     bn(torch.randn(8, 3, 4, 4) + 5)
     assert torch.all(bn.task_state(0)["running_mean"] == 0) and torch.all(bn.task_state(1)["running_mean"] > 0.3)
-    bn.load_task_state(0, bn.task_state(1))
-    assert torch.equal(bn.norms[0].running_mean, bn.norms[1].running_mean)
+    assert bn.add_frozen_task(bn.task_state(1)) == 2
+    assert torch.equal(bn.norms[2].running_mean, bn.norms[1].running_mean) and bn.num_tasks == 3
     with pytest.raises(ValueError, match="out of range"):
-        bn.set_task(2)
+        bn.set_task(3)

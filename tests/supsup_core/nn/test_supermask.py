@@ -20,11 +20,11 @@ from supsup_core.nn.supermask import (
 
 
 @settings(derandomize=True, deadline=None, max_examples=30)
-@given(seed=st.integers(0, 10_000), n=st.integers(2, 300), sparsity=st.floats(0.05, 1.0))
-def test_topk_keeps_largest_magnitudes_like_numpy_sort(seed, n, sparsity):
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 300), density=st.floats(0.05, 1.0))
+def test_topk_keeps_largest_magnitudes_like_numpy_sort(seed, n, density):
     scores = torch.from_numpy(np.random.default_rng(seed).standard_normal(n)).float()
-    mask = topk_mask(scores, sparsity)
-    n_keep = max(1, int(round(sparsity * n)))
+    mask = topk_mask(scores, density)
+    n_keep = max(1, int(round(density * n)))
     expected = np.zeros(n)
     expected[np.argsort(-np.abs(scores.numpy()), kind="stable")[:n_keep]] = 1
     np.testing.assert_array_equal(mask.numpy(), expected)
@@ -35,7 +35,7 @@ def test_threshold_mask_is_scores_at_least_zero():
     assert threshold_mask(scores).tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
 
 
-@pytest.mark.parametrize("config", [MaskConfig(kind="topk", sparsity=0.3), MaskConfig(kind="threshold")])
+@pytest.mark.parametrize("config", [MaskConfig(kind="topk", density=0.3), MaskConfig(kind="threshold")])
 def test_straight_through_gradient_and_binary_mask_agree(config):
     scores = torch.randn(7, 5, generator=torch.Generator().manual_seed(1), requires_grad=True)
     mask = compute_mask(scores, config)
@@ -60,9 +60,9 @@ def test_init_scores_kaiming_bound_and_zeros(generator):
     assert init_scores_(torch.ones(10), "zeros").abs().sum() == 0
 
 
-@pytest.mark.parametrize("kwargs, match", [({"kind": "magic"}, "mask kind"), ({"sparsity": 0.0}, "sparsity"),
-                                           ({"sparsity": 1.5}, "sparsity"), ({"score_init": "normal"}, "score_init"),
-                                           ({"sparsity": float("nan")}, "sparsity must be a finite number; got nan")])
+@pytest.mark.parametrize("kwargs, match", [({"kind": "magic"}, "mask kind"), ({"density": 0.0}, "density"),
+                                           ({"density": 1.5}, "density"), ({"score_init": "normal"}, "score_init"),
+                                           ({"density": float("nan")}, "density must be a finite number; got nan")])
 def test_mask_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MaskConfig(**kwargs)
@@ -76,18 +76,18 @@ def test_topk_masks_refuse_zero_initial_scores():
 
 
 @settings(derandomize=True, deadline=None, max_examples=40)
-@given(seed=st.integers(0, 2**31 - 1), n=st.integers(2, 5000), sparsity=st.floats(0.01, 0.99),
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(2, 5000), density=st.floats(0.01, 0.99),
        step=st.sampled_from([0.0, 1e-6, 1e-3, 1e-1, 3.0]), levels=st.sampled_from([None, 7, 64]))
-def test_topk_with_a_remembered_cut_equals_topk_from_scratch(seed, n, sparsity, step, levels):
+def test_topk_with_a_remembered_cut_equals_topk_from_scratch(seed, n, density, step, levels):
     # a training-like sequence: scores drift by `step` per call; `levels` rounds them to force ties
     rng = np.random.default_rng(seed)
     scores = rng.normal(size=n)
     cut = TopKCut()
     for _ in range(6):
         values = torch.from_numpy(np.round(scores * levels) / levels if levels else scores).float()
-        assert torch.equal(topk_mask(values, sparsity, cut), topk_mask(values, sparsity))
-        assert torch.equal(binary_mask(values, MaskConfig(kind="topk", sparsity=sparsity), cut=cut),
-                           binary_mask(values, MaskConfig(kind="topk", sparsity=sparsity)))
+        assert torch.equal(topk_mask(values, density, cut), topk_mask(values, density))
+        assert torch.equal(binary_mask(values, MaskConfig(kind="topk", density=density), cut=cut),
+                           binary_mask(values, MaskConfig(kind="topk", density=density)))
         scores = scores + step * rng.normal(size=n)
 
 

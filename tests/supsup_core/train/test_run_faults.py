@@ -18,6 +18,7 @@ from supsup_core.infer.nn_training import NNConfig, train_nn, train_nn_run
 from supsup_core.nn.models import ModelConfig
 from supsup_core.train import continual
 from supsup_core.train.continual import train_run
+from supsup_core.train.results import RunResults
 from supsup_core.train.runs import RunBusyError, RunConfig, RunDirectory
 from supsup_core.train.training import TrainConfig
 from tests.supsup_core.lock_holder import hold_lock
@@ -90,10 +91,10 @@ def test_the_lock_is_reentrant_in_one_process_and_released_on_close(tmp_path):
         again.close()
         assert _locked_elsewhere(run.path)  # the outer holder still holds it
         with run.locked():
-            run.write_results({"accuracy_matrix": [], "mask_bytes_per_task": [], "tasks": []})
+            run.write_results(RunResults())
         assert _locked_elsewhere(run.path)
     assert not _locked_elsewhere(run.path)
-    run.write_results({"accuracy_matrix": [], "mask_bytes_per_task": [], "tasks": []})  # a write takes it for its duration
+    run.write_results(RunResults())  # a write takes it for its duration
     assert not _locked_elsewhere(run.path)
 
 
@@ -133,7 +134,7 @@ def test_a_run_of_the_format_without_checksums_is_refused_with_the_reason(tmp_pa
     run.close()
     config = json.loads((run.path / "config.json").read_text())
     (run.path / "config.json").write_text(json.dumps({**config, "format_version": 1}))
-    with pytest.raises(ValueError, match="format_version 1; this code reads 2. .*before its files carried checksums"):
+    with pytest.raises(ValueError, match="format_version 1; this code reads 2 and 3. .*before its files carried checksums"):
         RunDirectory.open(run.path)
 
 
@@ -144,9 +145,9 @@ def test_malformed_run_files_are_value_errors(tmp_path, digits):
     with pytest.raises(ValueError, match="holds list, not the run's results object. Delete it and rerun"):
         run.read_results()
     tensors, meta = load_tensors(run.mask_path(0))
-    meta = {**{k: v for k, v in meta.items() if k != "checksum"}, "masks": "[1, 2]"}
+    meta = {**{k: v for k, v in meta.items() if k != "checksum"}, "bits": "[1, 2]"}
     save_tensors(run.mask_path(0), tensors, {**meta, "checksum": tensor_checksum(tensors, meta)})
-    with pytest.raises(ValueError, match="'masks' metadata must map each layer"):
+    with pytest.raises(ValueError, match="'bits' metadata must map each packed tensor"):
         run.read_task(0)
     run.mask_path(1).unlink()
     run.mask_path(1).mkdir()
@@ -199,14 +200,16 @@ def test_lost_results_rows_are_rebuilt_from_the_mask_files_without_retraining(tm
     masks = {t: run.mask_path(t).read_bytes() for t in range(3)}
     results = run.read_results()
     if lose == "rows":
-        run.write_results({**results, **{k: results[k][:1] for k in ("accuracy_matrix", "mask_bytes_per_task", "tasks")}})
+        del results.accuracy_matrix[1:], results.mask_bytes_per_task[1:], results.tasks[1:]
+        results.finished_tasks = {0}
+        run.write_results(results)
     else:
         run.results_path.unlink()
     calls = _trained(monkeypatch)
     _, again = _train(run.path, digits)
     assert calls == [] and {t: run.mask_path(t).read_bytes() for t in range(3)} == masks
     assert again.accuracy_matrix == first.accuracy_matrix and again.resumed_from == (1 if lose == "rows" else 0)
-    assert run.read_results()["finished"] is True
+    assert run.read_results().finished is True and run.finished_tasks() == {0, 1, 2}
 
 
 def test_a_deleted_mask_file_is_retrained_alone_and_the_rows_end_consistent(tmp_path, digits, monkeypatch):
@@ -224,7 +227,7 @@ def test_a_deleted_mask_file_is_retrained_alone_and_the_rows_end_consistent(tmp_
     matrix = again.accuracy_matrix
     assert again.resumed_from == 1 and matrix[0] == first.accuracy_matrix[0]
     assert [len(row) for row in matrix] == [1, 2, 3] and all(matrix[i][j] == matrix[j][j] for i in range(3) for j in range(i + 1))
-    tasks = run.read_results()["tasks"]
+    tasks = run.read_results_data()["tasks"]
     assert [t["trained"] for t in tasks] == [True, True, True]  # task 2 was not retrained, and keeps its record
     assert "optimizer" in tasks[2] and tasks[2]["iterations"] == 15
 
@@ -241,7 +244,7 @@ def test_each_trained_task_records_which_optimizer_implementation_ran(tmp_path, 
     results, real = [], continual.train_task
     monkeypatch.setattr(continual, "train_task", lambda *a, **k: results.append(real(*a, **k)) or results[-1])
     run, _ = _train(tmp_path / "run", digits, _config(num_tasks=2))
-    assert [t["optimizer"] for t in run.read_results()["tasks"]] == [r.optimizer for r in results]
+    assert [t.optimizer for t in run.read_results().tasks] == [r.optimizer for r in results]
 
 
 # ----------------------------------------------------------------------------------------------- NN

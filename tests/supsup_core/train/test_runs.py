@@ -52,7 +52,7 @@ def test_layout_results_and_no_forgetting(tmp_path, digits):
     assert results["bwt"] == 0.0 and results["forgetting_max"] == 0.0 and results["finished"] is True
     d = results["mask_bits_per_task"]
     assert d == 16 * 64 + 5 * 16 + 10 * 5
-    assert all(d / 8 <= b < d / 8 + 600 for b in results["mask_bytes_per_task"])
+    assert all(d / 8 <= b < d / 8 + 700 for b in results["mask_bytes_per_task"])  # d/8 bytes of bits + the header
     assert result.metrics["average_accuracy"] == pytest.approx(results["average_accuracy"])
 
 
@@ -106,7 +106,7 @@ def test_crash_between_mask_and_results_evaluates_without_retraining(tmp_path, d
     monkeypatch.setattr(continual, "train_task", lambda m, t, *a, **k: trained.append(t) or real_train(m, t, *a, **k))
     run, result = _train(tmp_path / "run", digits)
     assert trained == [2] and (run.mask_path(1)).read_bytes() == mask_1
-    assert run.read_results()["tasks"][1]["trained"] is False and len(result.accuracy_matrix) == 3
+    assert run.read_results().tasks[1].trained is False and len(result.accuracy_matrix) == 3
 
 
 def test_resume_with_a_different_config_is_refused(tmp_path, digits):
@@ -145,9 +145,10 @@ def test_per_task_batchnorm_statistics_are_stored(tmp_path, digits):
     config = _config(model="resnet18", dataset="split-mnist", num_tasks=2, iterations=3, width=2)
     run, result = _train(tmp_path / "run", digits, config)
     task = run.read_task(1)
-    assert "stem_bn" in task.state and set(task.state["stem_bn"]) == {"running_mean", "running_var", "num_batches_tracked"}
+    assert set(task.modules["stem_bn"]) == {"running_mean", "running_var", "num_batches_tracked"}
     model = run.load_model()
-    assert torch.equal(model.stem_bn.norms[1].running_mean, task.state["stem_bn"]["running_mean"])
+    assert set(task.masks) == set(modes.masked_layers(model)) and "stem_bn" not in task.masks  # statistics are no mask
+    assert torch.equal(model.stem_bn.norms[1].running_mean, task.modules["stem_bn"]["running_mean"])
     assert evaluate_tasks(model, build_stream(config.stream, data=digits), range(2)) == result.accuracy_matrix[-1]
 
 
@@ -167,8 +168,43 @@ def test_a_mask_file_naming_other_layers_is_refused(tmp_path, digits):
     # a well-formed file whose metadata and tensors name a layer this run's model does not have
     renamed = {key.replace("layers.0", "layers.9"): value for key, value in tensors.items()}
     meta = {key: value for key, value in meta.items() if key != "checksum"}
-    meta["masks"] = meta["masks"].replace('"layers.0"', '"layers.9"')
+    meta["bits"] = meta["bits"].replace('"layers.0.mask"', '"layers.9.mask"')
     save_tensors(run.mask_path(0), renamed, {**meta, "checksum": tensor_checksum(renamed, meta)})
     assert "layers.9" in run.read_task(0).masks
     with pytest.raises(ValueError, match="belongs to another run"):
         run.load_model()
+
+
+def _as_format_2(path):
+    """Rewrite a run as the code before format 3 wrote it: no method, masks as "mask.<layer>", results without schema."""
+    config = json.loads((path / "config.json").read_text())
+    del config["method"]
+    config["format_version"] = 2
+    config["model"]["sparsity"] = config["model"].pop("density")
+    (path / "config.json").write_text(json.dumps(config))
+    for file in [path / "weights.safetensors", *sorted((path / "masks").glob("*.safetensors"))]:
+        tensors, meta = load_tensors(file)
+        meta = {k: v for k, v in meta.items() if k != "checksum"} | {"format_version": "2"}
+        if "bits" in meta:
+            meta["masks"] = json.dumps({k[: -len(".mask")]: v for k, v in json.loads(meta.pop("bits")).items()})
+            tensors = {f"mask.{k[len('bits.'):-len('.mask')]}" if k.startswith("bits.") else k: v for k, v in tensors.items()}
+        save_tensors(file, tensors, {**meta, "checksum": tensor_checksum(tensors, meta)})
+    results = json.loads((path / "results.json").read_text())
+    for key in ("schema_version", "finished_tasks", "method"):
+        del results[key]
+    (path / "results.json").write_text(json.dumps(results))
+
+
+def test_a_format_2_run_is_read_and_resumes_without_retraining(tmp_path, digits, monkeypatch):
+    run, first = _train(tmp_path / "run", digits)
+    masks = {t: run.read_task(t).masks for t in range(3)}
+    run.close()
+    _as_format_2(run.path)
+    old = RunDirectory.open(run.path)
+    assert old.config == run.config and old.config.method == "supsup" and old.config.model.density == 0.5
+    assert all(torch.equal(old.read_task(t).masks[k], m) for t in range(3) for k, m in masks[t].items())
+    assert old.finished_tasks() == {0, 1, 2}
+    trained = []
+    monkeypatch.setattr(continual, "train_task", lambda *a, **k: trained.append(a[1]))
+    again, result = _train(run.path, digits)  # the same options: no config difference is reported
+    assert trained == [] and result.accuracy_matrix == first.accuracy_matrix and result.resumed_from == 3

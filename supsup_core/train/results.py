@@ -1,0 +1,104 @@
+"""A run's results.json as a typed record: the accuracy matrix, metrics, and which tasks are finished."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+__all__ = ["RESULTS_SCHEMA_VERSION", "TaskRecord", "RunResults"]
+
+RESULTS_SCHEMA_VERSION = 1
+"""Version of results.json's layout (1: written from :class:`RunResults`; files without one are older)."""
+
+_METRICS = ("average_accuracy", "bwt", "forgetting_max", "forgetting_initial")
+
+
+@dataclass
+class TaskRecord:
+    """How one task of a run was trained: ``trained`` is False when its masks came from an earlier process's
+    file that outlived the results (then the other fields are unknown)."""
+
+    task_id: int
+    trained: bool = False
+    iterations: int | None = None
+    final_loss: float | None = None
+    seconds: float | None = None
+    optimizer: str | None = None
+
+
+@dataclass
+class RunResults:
+    """The content of a task-by-task run's results.json (``scenario == "GG"``).
+
+    Attributes
+    ----------
+    accuracy_matrix : list of lists of float
+        Row ``i`` holds the test accuracy of tasks ``0..i`` after training task ``i``.
+    mask_bytes_per_task : list of int
+        Size of each task's file in ``masks/``, by row.
+    tasks : list of TaskRecord
+        How each row's task was trained.
+    finished_tasks : set of int
+        Tasks trained and evaluated. A run trained task after task finishes ``{0..n-1}``; a trainer that
+        finishes tasks out of order (several processes) records them here all the same.
+    finished : bool
+        Every task of the stream is finished.
+    average_accuracy, bwt, forgetting_max, forgetting_initial : float or None
+        :func:`supsup_core.train.metrics.summarize` of the matrix (None before the first task).
+    """
+
+    method: str = "supsup"
+    dataset: str | None = None
+    model: str | None = None
+    num_tasks: int | None = None
+    data_note: str | None = None
+    mask_bits_per_task: int | None = None
+    accuracy_matrix: list[list[float]] = field(default_factory=list)
+    mask_bytes_per_task: list[int] = field(default_factory=list)
+    tasks: list[TaskRecord] = field(default_factory=list)
+    finished_tasks: set[int] = field(default_factory=set)
+    finished: bool = False
+    average_accuracy: float | None = None
+    bwt: float | None = None
+    forgetting_max: float | None = None
+    forgetting_initial: float | None = None
+    scenario: str = "GG"
+    schema_version: int = RESULTS_SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object (``finished_tasks`` as a sorted list)."""
+        data = dataclasses.asdict(self)
+        data["finished_tasks"] = sorted(self.finished_tasks)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, fix: str = "") -> "RunResults":
+        """Parse results.json; one without ``schema_version`` (older code) gets ``finished_tasks`` from its rows.
+
+        Raises ``ValueError`` naming the malformed field (``fix`` ends the message).
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"results.json holds {type(data).__name__}, not the run's results object. {fix}".rstrip())
+        version = data.get("schema_version", 0)
+        if version not in (0, RESULTS_SCHEMA_VERSION):
+            raise ValueError(f"results.json has schema_version {version!r}; this code reads {RESULTS_SCHEMA_VERSION}. {fix}".rstrip())
+        if data.get("scenario", "GG") != "GG":
+            raise ValueError(f"results.json is of scenario {data.get('scenario')!r}, not a task-by-task (GG) run. {fix}".rstrip())
+        for key in ("accuracy_matrix", "mask_bytes_per_task", "tasks"):
+            if not isinstance(data.get(key, []), list):
+                raise ValueError(f"results.json: {key!r} must be a list; got {type(data[key]).__name__}. "
+                                 f"It was not written by `supsup train`. {fix}".rstrip())
+        records = []
+        for info in data.get("tasks", []):
+            if not isinstance(info, Mapping) or isinstance(info.get("task_id"), bool) or not isinstance(info.get("task_id"), int):
+                raise ValueError(f"results.json: every entry of 'tasks' must be an object with an integer task_id; "
+                                 f"got {info!r:.80}. {fix}".rstrip())
+            names = {f.name for f in dataclasses.fields(TaskRecord)}
+            records.append(TaskRecord(**{k: v for k, v in info.items() if k in names}))
+        finished = data.get("finished_tasks")
+        if finished is None:  # schema 0: one row per finished task, in order
+            finished = [r.task_id for r in records[: len(data.get("accuracy_matrix", []))]]
+        if not isinstance(finished, list) or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in finished):
+            raise ValueError(f"results.json: 'finished_tasks' must be a list of task ids; got {finished!r:.80}. {fix}".rstrip())
+        known = {f.name for f in dataclasses.fields(cls)} - {"tasks", "finished_tasks", "schema_version"}
+        return cls(**{k: v for k, v in data.items() if k in known}, tasks=records, finished_tasks=set(finished))
