@@ -8,57 +8,51 @@ import click
 from hopfield_masks.io import write_json
 from supsup_core.checks import check_output_size
 from supsup_core.data.streams import build_stream
-from supsup_core.infer.gn_evaluation import GNConfig, evaluate_run_gn
+from supsup_core.infer.gn_evaluation import (
+    EVALUATION_SCENARIOS,
+    GN_OPTIONS,
+    GNConfig,
+    check_scenario_options,
+    evaluate_run_gn,
+)
 from supsup_core.infer.inference import INFERENCE
 from supsup_core.infer.objectives import OBJECTIVES
 from supsup_core.train.evaluation import evaluate_gg
 from supsup_core.train.runs import RunDirectory
 from tools.options import device_option, json_option, resolve_device, user_errors
 
-SCENARIOS = ("GG", "GNs", "GNu")
-# Options that only task inference uses: GG classifies each task with its own mask.
-GN_OPTIONS = ("inference", "objective", "images_per_inference", "max_images_per_task", "real_outputs")
-
 
 def _given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
 
 
-def _refuse_ignored_options(ctx: click.Context, scenario: str) -> None:
-    """Options that would have no effect are refused with the reason, never silently ignored."""
-    if scenario == "GG":
-        for name in GN_OPTIONS:
-            if _given(ctx, name):
-                raise click.UsageError(f"--{name.replace('_', '-')} applies to --scenario GNs or GNu only (GG classifies each "
-                                       "task with its own mask, nothing is inferred); drop it or choose a GN scenario.")
-
-
 def _refuse_gg_on_an_nn_run(run: RunDirectory) -> None:
-    if run.read_results().get("scenario") == "NN":
+    """evaluate_gg refuses an NN run too; checked here first so that it reads as a misuse of --scenario (exit 2)."""
+    if run.scenario() == "NN":
         raise click.BadParameter(f"{run.path} is an NN run: its masks were allocated without task ids, so GG does not "
                                  "apply. Use --scenario GNs or GNu.", param_hint="--scenario")
 
 
-def _check_outputs_fit_the_run(run: RunDirectory, objective: str, real_outputs: int) -> None:
+def _check_outputs_fit_the_run(run: RunDirectory, config: GNConfig) -> None:
     """--real-outputs / --objective that this run's model cannot serve are a misuse of the options (exit 2)."""
     output_size = run.config.model.output_size
-    for hint, needs_extra in (("--real-outputs", False), ("--objective", objective == "superfluous")):
+    for hint, needs_extra in (("--real-outputs", False), ("--objective", config.objective == "superfluous")):
         try:
-            check_output_size(output_size, real_outputs, needs_extra=needs_extra)
+            check_output_size(output_size, config.real_outputs, needs_extra=needs_extra)
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint=hint) from err
 
 
 def _evaluate_gn(run: RunDirectory, config: GNConfig, stream, device, progress: bool) -> dict:
     result = evaluate_run_gn(run, config, device=device, stream=stream, progress=progress)
-    for task_id, (accuracy, inferred, gg) in enumerate(zip(result.per_task_accuracy, result.per_task_inference_accuracy,
-                                                           result.gg_per_task_accuracy)):
-        click.echo(f"task {task_id}: {accuracy:.4f} (task inferred right {inferred:.4f}; GG on the same images {gg:.4f})")
+    for task_id, (accuracy, inferred, own) in enumerate(zip(result.per_task_accuracy, result.per_task_inference_accuracy,
+                                                            result.own_mask_per_task_accuracy)):
+        click.echo(f"task {task_id}: {accuracy:.4f} (task inferred right {inferred:.4f}; own mask on the same images {own:.4f})")
     click.echo(f"average accuracy ({config.scenario}, {config.inference}, {config.objective}, {config.images_per_inference} "
                f"image(s) per inference): {result.average_accuracy:.4f}")
     click.echo(f"task-inference accuracy: {result.task_inference_accuracy:.4f} over {result.inferences} inferences "
                f"({result.seconds:.1f} s)")
-    click.echo(f"GG on the same images: {result.gg_average_accuracy:.4f}")
+    click.echo(f"each task's own mask on the same images: {result.own_mask_average_accuracy:.4f}")
     return {"scenario": config.scenario, "inference": config.inference, "objective": config.objective,
             "real_outputs": config.real_outputs, "images_per_inference": config.images_per_inference,
             "max_images_per_task": config.max_images_per_task, **result._asdict()}
@@ -66,7 +60,7 @@ def _evaluate_gn(run: RunDirectory, config: GNConfig, stream, device, progress: 
 
 @click.command()
 @click.argument("run_dir", metavar="RUN", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--scenario", type=click.Choice(SCENARIOS), default="GG", show_default=True,
+@click.option("--scenario", type=click.Choice(EVALUATION_SCENARIOS), default="GG", show_default=True,
               help="GG: task id given at test time; GNs/GNu: task id inferred (GNu: a wrongly inferred batch scores 0).")
 @click.option("--inference", type=click.Choice(sorted(INFERENCE)), default="oneshot", show_default=True,
               help="GN only: one gradient step (oneshot) or halving the candidates (binary).")
@@ -86,7 +80,10 @@ def evaluate(ctx: click.Context, run_dir: Path, scenario: str, inference: str, o
              max_images_per_task: int | None, real_outputs: int | None, progress: bool, device: str | None,
              json_path: str | None) -> None:
     """Evaluate every stored task of RUN and print per-task and average accuracy."""
-    _refuse_ignored_options(ctx, scenario)
+    try:  # options that would have no effect are refused with the reason, never silently ignored
+        check_scenario_options(scenario, [name for name in GN_OPTIONS if _given(ctx, name)])
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
     dev = resolve_device(device)
     # A damaged or unfinished run is not a misuse of the options: exit 1, no "Try --help".
     with user_errors():
@@ -100,10 +97,10 @@ def evaluate(ctx: click.Context, run_dir: Path, scenario: str, inference: str, o
             output = {"scenario": scenario, "per_task_accuracy": result.per_task_accuracy, "average_accuracy": result.average_accuracy}
         else:
             stream = build_stream(run.config.stream, dev)
-            real_outputs = real_outputs or stream.num_classes
-            _check_outputs_fit_the_run(run, objective, real_outputs)
-            config = GNConfig(scenario=scenario, inference=inference, objective=objective, real_outputs=real_outputs,
-                              images_per_inference=images_per_inference, max_images_per_task=max_images_per_task)
+            config = GNConfig.for_stream(stream, scenario=scenario, inference=inference, objective=objective,
+                                         real_outputs=real_outputs, images_per_inference=images_per_inference,
+                                         max_images_per_task=max_images_per_task)
+            _check_outputs_fit_the_run(run, config)
             output = _evaluate_gn(run, config, stream, dev, progress)
     if json_path:
         write_json(json_path, output)

@@ -7,7 +7,6 @@ import click
 
 from supsup_core.data.datasets import load_data
 from supsup_core.data.streams import STREAMS, StreamConfig, build_stream
-from supsup_core.infer.gn_evaluation import GNConfig
 from supsup_core.infer.nn_training import NNConfig, train_nn_run
 from supsup_core.nn.models import MODELS, ModelConfig
 from supsup_core.nn.supermask import MASK_KINDS, SCORE_INITS
@@ -135,13 +134,12 @@ def train(ctx, dataset, data_dir, model_name, method, num_tasks, iterations, epo
 
 
 def _train_nn(run: RunDirectory, config: NNConfig, stream, device, progress: bool) -> None:
-    evaluation = GNConfig(scenario="GNs", inference="oneshot", objective="entropy", real_outputs=stream.num_classes)
-    results = train_nn_run(run, config, evaluation=evaluation, device=device, stream=stream, progress=progress)
-    allocations = [c for c in results["checks"] if c["allocated"]]
-    click.echo("masks allocated at batches: " + ", ".join(f"{c['batch']} (task {c['true_task']})" for c in allocations))
-    click.echo(f"masks allocated: {results['masks_allocated']} for {results['true_tasks']} true tasks; "
-               f"mask trained most per task: {results['mask_of_task']}")
-    click.echo("accuracy without task ids (GNs, one-shot, entropy): " + " ".join(f"{a:.4f}" for a in results["per_task_accuracy"]))
-    click.echo(f"average accuracy {results['average_accuracy']:.4f}; task (mask) inference {results['task_inference_accuracy']:.4f}; "
-               f"with each task's own mask {results['own_mask_average_accuracy']:.4f}")
+    results = train_nn_run(run, config, device=device, stream=stream, progress=progress)  # evaluated GNs, one-shot, entropy
+    allocations = [c for c in results.checks if c.allocated]
+    click.echo("masks allocated at batches: " + ", ".join(f"{c.batch} (task {c.true_task})" for c in allocations))
+    click.echo(f"masks allocated: {results.masks_allocated} for {results.true_tasks} true tasks; "
+               f"mask trained most per task: {results.mask_of_task}")
+    click.echo("accuracy without task ids (GNs, one-shot, entropy): " + " ".join(f"{a:.4f}" for a in results.per_task_accuracy))
+    click.echo(f"average accuracy {results.average_accuracy:.4f}; task (mask) inference {results.task_inference_accuracy:.4f}; "
+               f"with each task's own mask {results.own_mask_average_accuracy:.4f}")
     click.echo(f"results: {run.results_path}")

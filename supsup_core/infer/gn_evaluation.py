@@ -7,14 +7,15 @@ with the inferred task's mask. Two scenarios (SupSup's names):
 - ``GNs`` (shared labels): the group's predictions count as they come, whichever mask made them;
 - ``GNu`` (unshared labels): a group whose task is inferred wrongly scores 0, as in the paper.
 
-The GG accuracy (true task's mask) on the same images is reported alongside for comparison.
+The accuracy with each task's own mask on the same images (``own_mask_*``; GG's, for a run trained task by
+task) is reported alongside for comparison.
 """
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -23,16 +24,30 @@ from tqdm.auto import tqdm
 from supsup_core.checks import check_choice, check_output_size, check_positive
 from supsup_core.data.streams import TaskData, TaskStream, build_stream
 from supsup_core.infer.inference import INFERENCE
+from supsup_core.infer.nn_results import NNRunResults
 from supsup_core.infer.objectives import OBJECTIVES, Objective
 from supsup_core.infer.packed_masks import PackedMasks
 from supsup_core.nn import modes
-from supsup_core.nn.layers import MaskedBatchNorm, MaskedLayer
+from supsup_core.nn.layers import MaskedBatchNorm
 from supsup_core.train.runs import RunDirectory
 from supsup_core.train.training import correct
 
-__all__ = ["GN_SCENARIOS", "GNConfig", "GNResult", "evaluate_gn", "evaluate_run_gn"]
+__all__ = [
+    "EVALUATION_SCENARIOS",
+    "GN_OPTIONS",
+    "GN_SCENARIOS",
+    "GNConfig",
+    "GNResult",
+    "check_scenario_options",
+    "evaluate_gn",
+    "evaluate_run_gn",
+]
 
 GN_SCENARIOS = ("GNs", "GNu")
+EVALUATION_SCENARIOS = ("GG", *GN_SCENARIOS)
+"""Every scenario a run is evaluated in: GG (task id given, each task's own mask) or a GN scenario."""
+GN_OPTIONS = ("inference", "objective", "images_per_inference", "max_images_per_task", "real_outputs")
+"""The :class:`GNConfig` fields that choose how tasks are inferred; GG evaluation infers nothing and takes none."""
 
 
 @dataclass(frozen=True)
@@ -74,32 +89,64 @@ class GNConfig:
             check_positive(self.max_images_per_task, "max_images_per_task")
         check_positive(self.batch_size, "batch_size")
 
+    @classmethod
+    def for_stream(cls, stream: TaskStream, *, scenario: str = "GNu", inference: str | None = None, objective: str | None = None,
+                   real_outputs: int | None = None, images_per_inference: int | None = None,
+                   max_images_per_task: int | None = None, batch_size: int | None = None) -> GNConfig:
+        """A config for evaluating ``stream``'s tasks: ``real_outputs`` defaults to its number of classes.
+
+        Every other option left None keeps the default above (``max_images_per_task``'s is None: all images).
+        """
+        chosen = {"inference": inference, "objective": objective, "images_per_inference": images_per_inference,
+                  "max_images_per_task": max_images_per_task, "batch_size": batch_size}
+        return cls(scenario=scenario, real_outputs=stream.num_classes if real_outputs is None else real_outputs,
+                   **{name: value for name, value in chosen.items() if value is not None})
+
+
+def check_scenario_options(scenario: str, given: Iterable[str]) -> None:
+    """Refuse task-inference options in a scenario that infers no task, rather than silently ignore them.
+
+    Parameters
+    ----------
+    scenario : {"GG", "GNs", "GNu"}
+    given : iterable of str
+        The :data:`GN_OPTIONS` the user set, even to their default value.
+    """
+    check_choice(scenario, "scenario", EVALUATION_SCENARIOS, "GG gives the task id; GNs and GNu infer it.")
+    if scenario != "GG":
+        return
+    given = set(given)
+    for name in GN_OPTIONS:
+        if name in given:
+            raise ValueError(f"--{name.replace('_', '-')} applies to --scenario GNs or GNu only (GG classifies each task with its "
+                             "own mask, nothing is inferred); drop it or choose a GN scenario.")
+
 
 class GNResult(NamedTuple):
     """Results of :func:`evaluate_gn`; lists are indexed by task id.
 
     ``task_inference_accuracy`` is the fraction of all groups whose task was inferred correctly;
-    ``gg_*`` are the accuracies with the true task's mask on the same images.
+    ``own_mask_*`` are the accuracies with each task's own mask on the same images.
     """
 
     per_task_accuracy: list[float]
     average_accuracy: float
     task_inference_accuracy: float
     per_task_inference_accuracy: list[float]
-    gg_per_task_accuracy: list[float]
-    gg_average_accuracy: float
+    own_mask_per_task_accuracy: list[float]
+    own_mask_average_accuracy: float
     inferences: int
     seconds: float
 
 
 def _check_model(model: nn.Module, config: GNConfig) -> None:
-    others = [name for name, m in model.named_modules() if m is not model and hasattr(m, "set_task") and not isinstance(m, MaskedLayer)]
+    others = list(modes.other_task_modules(model))
     if others:
         raise ValueError(
             f"GN evaluation superposes masks only, but modules {others} keep other per-task state (e.g. BatchNorm "
             "statistics); evaluate this model in the GG scenario."
         )
-    if config.images_per_inference < 2 and any(isinstance(m, MaskedBatchNorm) for m in model.modules()):
+    if config.images_per_inference < 2 and any(isinstance(m, MaskedBatchNorm) for m in modes.masked_layers(model).values()):
         raise ValueError(
             "this model normalises with batch statistics, which need at least 2 images; use --images-per-inference 2 or more."
         )
@@ -150,7 +197,7 @@ def evaluate_gn(model: nn.Module, masks: PackedMasks, tasks: Sequence[TaskData],
     infer = INFERENCE[config.inference]
     candidates = torch.arange(masks.num_tasks)  # the learned tasks only
     start = time.perf_counter()
-    per_task, per_task_inference, gg, inferences, right = [], [], [], 0, 0
+    per_task, per_task_inference, own_mask, inferences, right = [], [], [], 0, 0
     for task_id, data in enumerate(tqdm(tasks, desc=f"{config.scenario} {config.inference}", disable=not progress, leave=False)):
         own = int(mask_of_task[task_id])
         n = len(data.y) if config.max_images_per_task is None else min(len(data.y), config.max_images_per_task)
@@ -164,7 +211,7 @@ def evaluate_gn(model: nn.Module, masks: PackedMasks, tasks: Sequence[TaskData],
         right += int((inferred == own).sum())
         per_task_inference.append(int((inferred == own).sum()) / len(groups))
         true_hits = _correct(model, masks, own, x, y, config)
-        gg.append(int(true_hits.sum()) / n)
+        own_mask.append(int(true_hits.sum()) / n)
         hits = torch.zeros(n, dtype=torch.bool, device=x.device)
         for guess in inferred.unique().tolist():
             chosen = torch.cat([g for g, t in zip(groups, inferred.tolist()) if t == guess])
@@ -179,27 +226,21 @@ def evaluate_gn(model: nn.Module, masks: PackedMasks, tasks: Sequence[TaskData],
         average_accuracy=sum(per_task) / len(per_task),
         task_inference_accuracy=right / inferences,
         per_task_inference_accuracy=per_task_inference,
-        gg_per_task_accuracy=gg,
-        gg_average_accuracy=sum(gg) / len(gg),
+        own_mask_per_task_accuracy=own_mask,
+        own_mask_average_accuracy=sum(own_mask) / len(own_mask),
         inferences=inferences,
         seconds=time.perf_counter() - start,
     )
 
 
-def _nn_mask_of_task(run: RunDirectory, results: dict, num_tasks: int) -> list[int]:
+def _nn_mask_of_task(run: RunDirectory, num_tasks: int) -> list[int]:
     """The ``mask_of_task`` an NN run's results.json records, checked (one mask id per task of the stream)."""
-    if "mask_of_task" not in results:
+    mask_of_task = NNRunResults.from_run(run, num_tasks=num_tasks).mask_of_task
+    if mask_of_task is None:
         raise ValueError(
             f"{run.path} is an NN run that stopped before it finished: its results.json has no mask_of_task (the mask "
             "each task trained most), so its masks cannot be matched to the tasks. NN runs are not resumable; run the "
             "same `supsup train --scenario NN` command again with a new --out directory."
-        )
-    mask_of_task = results["mask_of_task"]
-    if (not isinstance(mask_of_task, list) or len(mask_of_task) != num_tasks
-            or any(isinstance(m, bool) or not isinstance(m, int) for m in mask_of_task)):
-        raise ValueError(
-            f"{run.results_path}: mask_of_task must be a list of {num_tasks} mask ids, one per task of the stream; got "
-            f"{mask_of_task!r}. The file is damaged; train the NN run again into a new --out directory."
         )
     return mask_of_task
 
@@ -227,9 +268,8 @@ def evaluate_run_gn(run: RunDirectory, config: GNConfig, *, device: torch.device
         raise ValueError(f"the run's mask files cover tasks {saved}, not 0..{len(saved) - 1}; the run is incomplete. Resume training first.")
     check_output_size(run.config.model.output_size, config.real_outputs, needs_extra=config.objective == "superfluous")
     stream = stream if stream is not None else build_stream(run.config.stream, device)
-    results = run.read_results()
     # An NN run's masks were allocated without task ids: every task of the stream, each with the mask it trained most.
-    mask_of_task = _nn_mask_of_task(run, results, stream.num_tasks) if results.get("scenario") == "NN" else None
+    mask_of_task = _nn_mask_of_task(run, stream.num_tasks) if run.scenario() == "NN" else None
     task_ids = range(stream.num_tasks) if mask_of_task is not None else saved
     if mask_of_task is None and len(saved) > stream.num_tasks:
         raise ValueError(f"the run holds {len(saved)} tasks but its stream has {stream.num_tasks}; the run directory is inconsistent.")

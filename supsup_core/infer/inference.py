@@ -29,7 +29,7 @@ from typing import Callable, Mapping, NamedTuple, Sequence
 import torch
 from torch import Tensor, nn
 
-from supsup_core.infer.packed_masks import PackedMasks
+from supsup_core.infer.packed_masks import PackedMasks, candidate_ids
 from supsup_core.nn import modes
 
 __all__ = [
@@ -44,8 +44,9 @@ __all__ = [
 ]
 
 ObjectiveFn = Callable[[Tensor], Tensor]
-# Either bit-packed masks, or the naive reference: float masks of shape (K, *mask_shape) by layer name.
-Masks = PackedMasks | Mapping[str, Tensor]
+# The K stored task masks to infer among: bit-packed, or the naive reference's float masks of shape
+# (K, *mask_shape) by layer name.
+StoredMasks = PackedMasks | Mapping[str, Tensor]
 
 
 class AlphaGradient(NamedTuple):
@@ -58,15 +59,20 @@ class AlphaGradient(NamedTuple):
 
 class TaskInference(NamedTuple):
     """An inferred task: ``task_id``; ``rounds`` forward-backward passes; the last round's ``candidates``
-    (shape (C,)) and their ``scores`` ``−∂obj/∂α`` (shape (C,), same order)."""
+    (shape (C,)) and their ``evidence`` (shape (C,), same order).
+
+    ``evidence[j] = −∂obj/∂α_{candidates[j]}``, the negated α-gradient: how fast the objective falls as
+    candidate j's weight in the superposition grows. Larger is more likely the input's task; the inferred
+    task has the largest.
+    """
 
     task_id: int
     rounds: int
     candidates: Tensor
-    scores: Tensor
+    evidence: Tensor
 
 
-def _num_masks(masks: Masks) -> int:
+def _num_masks(masks: StoredMasks) -> int:
     if isinstance(masks, PackedMasks):
         return masks.num_tasks
     counts = {int(m.shape[0]) for m in masks.values()}
@@ -75,19 +81,11 @@ def _num_masks(masks: Masks) -> int:
     return counts.pop()
 
 
-def _candidate_ids(masks: Masks, candidates: Sequence[int] | Tensor | None) -> Tensor:
+def _candidate_ids(masks: StoredMasks, candidates: Sequence[int] | Tensor | None) -> Tensor:
     total = _num_masks(masks)
     if total == 0:
         raise ValueError("there are no task masks to infer among; train at least one task first.")
-    if candidates is None:
-        return torch.arange(total)
-    ids = torch.as_tensor(candidates, dtype=torch.long).reshape(-1).cpu()
-    if ids.numel() == 0 or int(ids.min()) < 0 or int(ids.max()) >= total or len(set(ids.tolist())) != ids.numel():
-        raise ValueError(
-            f"candidates must be distinct task ids in 0..{total - 1}, at least one; got {ids.tolist()}. "
-            "Pass the learned tasks only (e.g. range(num_learned))."
-        )
-    return ids
+    return torch.arange(total) if candidates is None else candidate_ids(candidates, total)
 
 
 def alpha_gradient_packed(model: nn.Module, x: Tensor, masks: PackedMasks, candidates: Tensor, objective: ObjectiveFn) -> AlphaGradient:
@@ -141,7 +139,7 @@ def alpha_gradient_naive(model: nn.Module, x: Tensor, masks: Mapping[str, Tensor
     return AlphaGradient(candidates, gradient.float(), float(value.detach()))
 
 
-def alpha_gradient(model: nn.Module, x: Tensor, masks: Masks, candidates: Sequence[int] | Tensor | None,
+def alpha_gradient(model: nn.Module, x: Tensor, masks: StoredMasks, candidates: Sequence[int] | Tensor | None,
                    objective: ObjectiveFn) -> AlphaGradient:
     """``∂obj/∂α`` at α uniform over ``candidates`` (default: every stored task).
 
@@ -153,22 +151,22 @@ def alpha_gradient(model: nn.Module, x: Tensor, masks: Masks, candidates: Sequen
     return alpha_gradient_naive(model, x, masks, ids, objective)
 
 
-def _check_scores(scores: Tensor) -> None:
-    if bool(torch.isnan(scores).any()):
+def _check_evidence(evidence: Tensor) -> None:
+    if bool(torch.isnan(evidence).any()):
         raise ValueError(
-            f"the task scores −∂obj/∂α are NaN for {int(torch.isnan(scores).sum())} of {scores.numel()} candidates: "
+            f"the task evidence −∂obj/∂α is NaN for {int(torch.isnan(evidence).sum())} of {evidence.numel()} candidates: "
             "the objective is not a number on these inputs. Check x for NaN or inf values."
         )
 
 
-def _first_best(scores: Tensor) -> int:
-    """Position of the largest score, the lowest one among equals (on the CPU ``torch.argmax`` returns the
-    first maximum; this does not depend on it)."""
-    _check_scores(scores)
-    return int(torch.nonzero(scores == scores.max())[0])
+def _first_best(evidence: Tensor) -> int:
+    """Position of the largest evidence, the lowest one among equals (on the CPU ``torch.argmax`` returns
+    the first maximum; this does not depend on it)."""
+    _check_evidence(evidence)
+    return int(torch.nonzero(evidence == evidence.max())[0])
 
 
-def infer_task_oneshot(model: nn.Module, x: Tensor, masks: Masks, objective: ObjectiveFn,
+def infer_task_oneshot(model: nn.Module, x: Tensor, masks: StoredMasks, objective: ObjectiveFn,
                        candidates: Sequence[int] | Tensor | None = None) -> TaskInference:
     """One-shot inference: ``argmax_i(−∂obj/∂α_i)`` over the candidates (ties: lower position).
 
@@ -188,12 +186,12 @@ def infer_task_oneshot(model: nn.Module, x: Tensor, masks: Masks, objective: Obj
     TaskInference with ``rounds = 1``.
     """
     result = alpha_gradient(model, x, masks, candidates, objective)
-    scores = -result.gradient
-    best = _first_best(scores.cpu())
-    return TaskInference(int(result.candidates[best]), 1, result.candidates, scores)
+    evidence = -result.gradient
+    best = _first_best(evidence.cpu())
+    return TaskInference(int(result.candidates[best]), 1, result.candidates, evidence)
 
 
-def infer_task_binary(model: nn.Module, x: Tensor, masks: Masks, objective: ObjectiveFn,
+def infer_task_binary(model: nn.Module, x: Tensor, masks: StoredMasks, objective: ObjectiveFn,
                       candidates: Sequence[int] | Tensor | None = None) -> TaskInference:
     """Binary inference: keep the half with the largest ``−∂obj/∂α`` (ties: lower position), renormalise, repeat.
 
@@ -206,18 +204,18 @@ def infer_task_binary(model: nn.Module, x: Tensor, masks: Masks, objective: Obje
     TaskInference with ``rounds = ceil(log2 C)`` (0 when only one candidate was given).
     """
     remaining = _candidate_ids(masks, candidates)
-    rounds, scores, last = 0, torch.zeros(1), remaining
+    rounds, evidence, last = 0, torch.zeros(1), remaining
     while remaining.numel() > 1:
         result = alpha_gradient(model, x, masks, remaining, objective)
-        last, scores = remaining, -result.gradient.cpu()
-        _check_scores(scores)
+        last, evidence = remaining, -result.gradient.cpu()
+        _check_evidence(evidence)
         keep = math.ceil(remaining.numel() / 2)
-        # A stable sort keeps equal scores in candidate order, so ties keep the lower position (topk promises
-        # no order among equals).
-        order = torch.sort(scores, descending=True, stable=True).indices[:keep]
+        # A stable sort keeps equal evidence in candidate order, so ties keep the lower position (topk
+        # promises no order among equals).
+        order = torch.sort(evidence, descending=True, stable=True).indices[:keep]
         remaining = remaining[torch.sort(order).values]  # keep candidates in their original order
         rounds += 1
-    return TaskInference(int(remaining[0]), rounds, last, scores)
+    return TaskInference(int(remaining[0]), rounds, last, evidence)
 
 
 # Explicit registry: inference name -> function(model, x, masks, objective, candidates) -> TaskInference.

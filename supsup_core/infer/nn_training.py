@@ -22,10 +22,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from hopfield_masks.seeding import seeded_generator
 from supsup_core.checks import check_int, check_positive
 from supsup_core.data.streams import TaskStream, build_stream
 from supsup_core.infer.gn_evaluation import GNConfig, evaluate_gn
 from supsup_core.infer.inference import alpha_gradient
+from supsup_core.infer.nn_results import NNCheck, NNRunResults
 from supsup_core.infer.objectives import Objective
 from supsup_core.infer.packed_masks import PackedMasks
 from supsup_core.nn import modes
@@ -38,7 +40,11 @@ from supsup_core.train.training import (
     task_generator,
 )
 
-__all__ = ["NNConfig", "NNCheck", "NNResult", "novelty", "train_nn", "train_nn_run"]
+__all__ = ["NNConfig", "NNResult", "default_nn_evaluation", "novelty", "train_nn", "train_nn_run"]
+
+# Mask k's scores are drawn from seeded_generator(seed, _MASK_SEED_OFFSET + k): streams of their own, apart
+# from the batch orders of the stream's tasks (keys 0..num_tasks-1, as task_generator).
+_MASK_SEED_OFFSET = 10_000
 
 
 @dataclass(frozen=True)
@@ -77,20 +83,6 @@ class NNConfig:
         check_int(self.min_masks, "min_masks", minimum=1, fix="SupSup uses 5.")
         if self.max_masks is not None:
             check_int(self.max_masks, "max_masks", minimum=1, fix="Leave it None for no limit.")
-
-
-class NNCheck(NamedTuple):
-    """One novelty check: at global ``batch``, on data of ``true_task`` (recorded, never used), ``max ν``
-    against ``threshold`` over ``num_superposed`` masks (both None at the first check, which just allocates
-    mask 0); ``mask`` trained next; ``allocated`` if it is new."""
-
-    batch: int
-    true_task: int
-    max_nu: float | None
-    threshold: float | None
-    num_superposed: int
-    mask: int
-    allocated: bool
 
 
 class NNResult(NamedTuple):
@@ -133,7 +125,8 @@ def train_nn(model: nn.Module, stream: TaskStream, config: NNConfig, *, seed: in
         Its tasks are visited in order, ``config.train.num_batches`` batches each.
     config : NNConfig
     seed : int
-        Seeds fresh masks' scores and the batch order (as :func:`supsup_core.train.training.task_generator`).
+        Seeds the batch order (as :func:`supsup_core.train.training.task_generator`) and each fresh mask's
+        scores (``hopfield_masks.seeding.seeded_generator(seed, 10_000 + k)`` for mask k).
     progress : bool
         Show a tqdm bar.
 
@@ -184,8 +177,7 @@ def train_nn(model: nn.Module, stream: TaskStream, config: NNConfig, *, seed: in
 def _ensure_masks(model: nn.Module, count: int, seed: int) -> None:
     """Add fresh masks (scores seeded per mask id) until the model holds ``count``."""
     while modes.num_tasks(model) < count:
-        # Mask ids get their own seed stream, apart from the batch orders of the stream's tasks.
-        modes.add_task(model, generator=task_generator(seed, 10_000 + modes.num_tasks(model)))
+        modes.add_task(model, generator=seeded_generator(seed, _MASK_SEED_OFFSET + modes.num_tasks(model)))
 
 
 def _check(model: nn.Module, x: Tensor, learned: int, config: NNConfig, objective: Objective,
@@ -207,9 +199,9 @@ def _check(model: nn.Module, x: Tensor, learned: int, config: NNConfig, objectiv
     return int(torch.argmax(nu[:learned])), False, max_nu, threshold, n
 
 
-def train_nn_run(run: RunDirectory, config: NNConfig, *, evaluation: GNConfig, device: torch.device | str = "cpu",
-                 stream: TaskStream | None = None, progress: bool = False) -> dict[str, Any]:
-    """NN training into a new run directory, then evaluation without task ids; returns results.json's content.
+def train_nn_run(run: RunDirectory, config: NNConfig, *, evaluation: GNConfig | None = None, device: torch.device | str = "cpu",
+                 stream: TaskStream | None = None, progress: bool = False) -> NNRunResults:
+    """NN training into a new run directory, then evaluation without task ids; returns what results.json records.
 
     Each allocated mask is written as "task" ``k`` of the run (mask files ``task_k``), so the run can be
     evaluated again with ``supsup evaluate RUN --scenario GNs``. results.json records ``scenario: "NN"``,
@@ -223,12 +215,17 @@ def train_nn_run(run: RunDirectory, config: NNConfig, *, evaluation: GNConfig, d
         Fresh (no mask file yet): NN runs are not resumable.
     config : NNConfig
         ``config.train`` must equal ``run.config.train`` (``ValueError`` otherwise).
-    evaluation : GNConfig
-        How to evaluate afterwards (e.g. GNs, one-shot, entropy, 128 images per inference).
+    evaluation : GNConfig, optional
+        How to evaluate afterwards. Default: :func:`default_nn_evaluation` of the stream (GNs, one-shot,
+        entropy over the stream's classes, 128 images per inference).
     device : torch.device or str
     stream : TaskStream, optional
         Default: built from the run's stream config on ``device``.
     progress : bool
+
+    Returns
+    -------
+    NNRunResults, as written to results.json.
     """
     if config.train != run.config.train:
         changes = "; ".join(f"{key}: {value!r} -> {getattr(config.train, key)!r}"
@@ -239,31 +236,40 @@ def train_nn_run(run: RunDirectory, config: NNConfig, *, evaluation: GNConfig, d
         return _train_nn_run(run, config, evaluation, device, stream, progress)
 
 
-def _train_nn_run(run: RunDirectory, config: NNConfig, evaluation: GNConfig, device: torch.device | str,
-                  stream: TaskStream | None, progress: bool) -> dict[str, Any]:
+def default_nn_evaluation(stream: TaskStream) -> GNConfig:
+    """How an NN run is evaluated unless told otherwise: GNs, one-shot, entropy, the stream's classes.
+
+    GNs because the masks were allocated without task ids: a group classified by a mask other than its
+    task's own still counts its predictions (the labels are shared).
+    """
+    return GNConfig.for_stream(stream, scenario="GNs", inference="oneshot", objective="entropy")
+
+
+def _train_nn_run(run: RunDirectory, config: NNConfig, evaluation: GNConfig | None, device: torch.device | str,
+                  stream: TaskStream | None, progress: bool) -> NNRunResults:
     if run.saved_tasks() or run.results_path.exists():
         raise ValueError(f"{run.path} already holds masks or results; NN runs are not resumable. Choose a new --out directory.")
     stream = stream if stream is not None else build_stream(run.config.stream, device)
     check_compatible(run, stream)
+    evaluation = evaluation if evaluation is not None else default_nn_evaluation(stream)
     model = run.load_model(device, num_tasks=0)
     result = train_nn(model, stream, config, seed=run.config.seed, progress=progress)
     # Mark the run as NN before any mask file exists: a crash below must not let `supsup train` (GG)
     # resume it and adopt NN masks as task ids, nor `evaluate --scenario GG` read them as such.
-    run.write_results({"scenario": "NN", "finished": False, "accuracy_matrix": [], "mask_bytes_per_task": [], "tasks": []})
+    record = NNRunResults(dataset=run.config.stream.dataset, model=run.config.model.name, data_note=stream.note,
+                       true_tasks=result.true_tasks, evaluation=dataclasses.asdict(evaluation), nn_config=config.to_dict())
+    run.write_results(record)
     for mask_id in range(result.masks_allocated):
         run.write_task(model, mask_id)
     masks = PackedMasks.from_model(model, range(result.masks_allocated)).to(device)
     tasks = [stream.test_set(t) for t in range(stream.num_tasks)]
     gn = evaluate_gn(model, masks, tasks, evaluation, mask_of_task=result.mask_of_task, progress=progress)
-    results = {
-        "scenario": "NN", "dataset": run.config.stream.dataset, "model": run.config.model.name, "data_note": stream.note,
-        "masks_allocated": result.masks_allocated, "true_tasks": result.true_tasks, "mask_of_task": result.mask_of_task,
-        "evaluation": dataclasses.asdict(evaluation), "per_task_accuracy": gn.per_task_accuracy,
-        "average_accuracy": gn.average_accuracy, "task_inference_accuracy": gn.task_inference_accuracy,
-        "own_mask_per_task_accuracy": gn.gg_per_task_accuracy, "own_mask_average_accuracy": gn.gg_average_accuracy,
-        "nn_config": config.to_dict(), "seconds": result.seconds, "checks": [c._asdict() for c in result.checks],
-        # GG bookkeeping stays empty: an NN run has no task ids to fill an accuracy matrix with.
-        "accuracy_matrix": [], "mask_bytes_per_task": [run.mask_bytes(k) for k in range(result.masks_allocated)], "tasks": [],
-    }
-    run.write_results(results)
-    return results
+    record = dataclasses.replace(
+        record, finished=True, masks_allocated=result.masks_allocated, mask_of_task=result.mask_of_task,
+        per_task_accuracy=gn.per_task_accuracy, average_accuracy=gn.average_accuracy,
+        task_inference_accuracy=gn.task_inference_accuracy, own_mask_per_task_accuracy=gn.own_mask_per_task_accuracy,
+        own_mask_average_accuracy=gn.own_mask_average_accuracy, seconds=result.seconds, checks=list(result.checks),
+        mask_bytes_per_task=[run.mask_bytes(k) for k in range(result.masks_allocated)],
+    )
+    run.write_results(record)
+    return record

@@ -34,10 +34,8 @@ from torch import Tensor, nn
 from hopfield_masks.patterns import pack_bits, unpack_bits
 from supsup_core.nn import modes
 
-__all__ = ["PackedMasks", "packed_inner_products", "packed_column_counts"]
+__all__ = ["PackedMasks", "candidate_ids", "packed_column_counts", "packed_inner_products"]
 
-# Working-memory budget of one unpacked chunk, in float32 elements: 16 MB.
-_CHUNK_ELEMENTS = 1 << 22
 # Rows x bytes per chunk of the gather and counting kernels: small enough to stay in cache.
 _GATHER_ELEMENTS = 1 << 17
 # From this many rows on, the per-byte table beats unpacking (measured on a 2-core CPU).
@@ -47,7 +45,6 @@ _TABLE_MIN_ROWS = 64
 _EXACT_BITS = 52
 # One bit per byte lane of an int64 word; the lane order of .view() below assumes a little-endian machine.
 _LANES = 0x0101010101010101
-assert sys.byteorder == "little", "packed_column_counts reads bytes as little-endian int64 words"
 
 
 _BYTE_BITS: dict[tuple[torch.device, torch.dtype], Tensor] = {}
@@ -71,6 +68,39 @@ def _bit_shifts() -> list[int]:
 # _UNIT_OF_SHIFT[s] = the unit stored at bit s; inverted here into the shift for each unit.
 _UNIT_OF_SHIFT = _bit_shifts()
 _SHIFT_OF_UNIT = [_UNIT_OF_SHIFT.index(b) for b in range(8)]
+
+
+def _check_little_endian() -> None:
+    if sys.byteorder != "little":  # checked where used: an import-time assert would vanish under python -O
+        raise RuntimeError(f"packed_column_counts reads mask bytes as little-endian int64 words; this machine is "
+                           f"{sys.byteorder}-endian, where it is untested. Run on a little-endian CPU (x86-64, ARM64).")
+
+
+def candidate_ids(candidates: Sequence[int] | Tensor, num_tasks: int) -> Tensor:
+    """``candidates`` checked to be distinct task ids in ``0..num_tasks-1``, at least one (the one check of
+    a candidate set, for :class:`PackedMasks` and :mod:`supsup_core.infer.inference` alike).
+
+    Parameters
+    ----------
+    candidates : sequence of int or Tensor of shape (C,)
+    num_tasks : int
+        K, the number of stored task masks.
+
+    Returns
+    -------
+    Tensor of shape (C,), long, on the CPU, in the order given.
+    """
+    ids = torch.as_tensor(candidates, dtype=torch.long).reshape(-1).cpu()
+    if ids.numel() == 0:
+        raise ValueError("candidates is empty; pass at least one task id to infer among.")
+    if int(ids.min()) < 0 or int(ids.max()) >= num_tasks:
+        raise ValueError(
+            f"candidates must be task ids in 0..{num_tasks - 1} ({num_tasks} stored); got {ids.tolist()}. "
+            "Pass the learned tasks only (e.g. range(num_learned))."
+        )
+    if len(set(ids.tolist())) != ids.numel():
+        raise ValueError(f"candidates must not repeat a task id; got {ids.tolist()}. Pass distinct task ids.")
+    return ids
 
 
 def _rows(packed: Tensor, rows: Tensor | None) -> Tensor:
@@ -184,6 +214,7 @@ def packed_column_counts(packed: Tensor, d: int, rows: Tensor | None = None) -> 
     -------
     Tensor of shape (d,), int32.
     """
+    _check_little_endian()
     block = _rows(packed, rows)
     num_rows, width = block.shape
     counts = torch.zeros(width, 8, dtype=torch.int32, device=packed.device)
@@ -242,7 +273,7 @@ class PackedMasks:
 
     # ---------------------------------------------------------------- builders
     @classmethod
-    def from_task_masks(cls, tasks: Iterable[Mapping[str, Tensor]]) -> "PackedMasks":
+    def from_task_masks(cls, tasks: Iterable[Mapping[str, Tensor]]) -> PackedMasks:
         """Pack tasks given one at a time as ``{layer name: binary mask}`` (only one task unpacked at once)."""
         rows: dict[str, list[Tensor]] = {}
         shapes: dict[str, tuple[int, ...]] = {}
@@ -255,14 +286,14 @@ class PackedMasks:
         return cls(packed={name: torch.stack(r) for name, r in rows.items()}, shapes=shapes)
 
     @classmethod
-    def from_model(cls, model: nn.Module, task_ids: Sequence[int] | None = None) -> "PackedMasks":
+    def from_model(cls, model: nn.Module, task_ids: Sequence[int] | None = None) -> PackedMasks:
         """Pack the masks of ``task_ids`` (default: every task the model holds) of all its masked layers."""
         ids = range(modes.num_tasks(model)) if task_ids is None else task_ids
         return cls.from_task_masks(modes.task_masks(model, t) for t in ids)
 
     @classmethod
     def random(cls, shapes: Mapping[str, Sequence[int]], num_tasks: int, *, density: float = 0.5,
-               generator: torch.Generator | None = None) -> "PackedMasks":
+               generator: torch.Generator | None = None) -> PackedMasks:
         """``num_tasks`` random masks with P(1) = ``density`` per layer (benchmarks, tests).
 
         ``density = 0.5`` draws random bytes directly (fast); other densities draw one task at a time.
@@ -306,7 +337,7 @@ class PackedMasks:
         """The (K, ceil(d / 8)) uint8 matrix of layer ``name``."""
         return self._packed[name]
 
-    def to(self, device: torch.device | str) -> "PackedMasks":
+    def to(self, device: torch.device | str) -> PackedMasks:
         """A copy on ``device``."""
         return PackedMasks(packed={n: m.to(device) for n, m in self._packed.items()}, shapes=self._shapes)
 
@@ -330,7 +361,7 @@ class PackedMasks:
         candidates : sequence of int or Tensor of shape (C,)
             Task ids, at least one, each in ``0..K-1``.
         """
-        rows = self._candidates(candidates)
+        rows = candidate_ids(candidates, self.num_tasks)
         key = tuple(rows.tolist())
         if key != self._mean_key:
             device = next(iter(self._packed.values())).device
@@ -355,7 +386,7 @@ class PackedMasks:
         Tensor of shape (C,), float32, in the order of ``candidates``; bitwise equal for identical masks
         (see :func:`packed_inner_products`).
         """
-        rows = self._candidates(candidates)
+        rows = candidate_ids(candidates, self.num_tasks)
         # float64 per layer, rounded to float32 once: the same elementwise additions for every row, so
         # identical masks still tie exactly.
         total = None
@@ -368,15 +399,3 @@ class PackedMasks:
     def _check_task(self, task_id: int) -> None:
         if not 0 <= int(task_id) < self.num_tasks:
             raise ValueError(f"task_id {task_id} is out of range: {self.num_tasks} task(s) are packed (ids 0..{self.num_tasks - 1}).")
-
-    def _candidates(self, candidates: Sequence[int] | Tensor) -> Tensor:
-        rows = torch.as_tensor(candidates, dtype=torch.long).reshape(-1).cpu()
-        if rows.numel() == 0:
-            raise ValueError("candidates is empty; pass at least one task id to infer among.")
-        if int(rows.min()) < 0 or int(rows.max()) >= self.num_tasks:
-            raise ValueError(
-                f"candidates must be task ids in 0..{self.num_tasks - 1} ({self.num_tasks} packed); got {rows.tolist()}."
-            )
-        if len(set(rows.tolist())) != rows.numel():
-            raise ValueError(f"candidates must not repeat a task id; got {rows.tolist()}.")
-        return rows

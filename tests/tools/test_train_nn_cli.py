@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from supsup_core.data.streams import StreamConfig
 from supsup_core.nn.models import ModelConfig
-from supsup_core.train.continual import train_run, transfer_scores
+from supsup_core.train.continual import train_run
 from supsup_core.train.runs import RunConfig, RunDirectory
 from supsup_core.train.training import TrainConfig
 from tools.cli import main
@@ -39,6 +39,12 @@ def test_transfer_needs_task_boundaries():
     assert result.exit_code == 2 and "--transfer" in result.output
 
 
+def _mean_of_earlier_scores(run: RunDirectory, task_id: int) -> dict[str, torch.Tensor]:
+    """The naive reference for transfer: the mean of the saved scores of tasks 0..task_id-1, summed in order."""
+    saved = [run.read_scores(t) for t in range(task_id)]
+    return {name: sum(s[name] for s in saved) / task_id for name in saved[0]}
+
+
 def _config(transfer: bool, lr: float = 1e-12) -> RunConfig:
     return RunConfig(model=ModelConfig(name="lenet", input_shape=(1, 8, 8), output_size=10, num_tasks=0, width=16),
                      stream=StreamConfig(dataset="permuted-mnist", num_tasks=3), train=TrainConfig(iterations=2, lr=lr),
@@ -53,8 +59,7 @@ def test_transfer_starts_each_task_at_the_mean_of_earlier_scores(tmp_path):
     for name in first:
         assert torch.allclose(second[name], first[name], atol=1e-8)
         assert torch.allclose(third[name], (first[name] + second[name]) / 2, atol=1e-8)
-    assert transfer_scores(run, 0) is None
-    assert all(torch.allclose(v, third[k], atol=1e-8) for k, v in transfer_scores(run, 2).items())
+    assert all(torch.allclose(v, third[k], atol=1e-8) for k, v in _mean_of_earlier_scores(run, 2).items())
 
 
 def test_transfer_reads_each_earlier_scores_file_once_even_across_a_resume(tmp_path, monkeypatch):
@@ -77,7 +82,7 @@ def test_transfer_reads_each_earlier_scores_file_once_even_across_a_resume(tmp_p
     monkeypatch.setattr(RunDirectory, "read_scores", real_read)
     saved = [run.read_scores(t) for t in range(5)]
     for t in range(1, 5):  # with a vanishing learning rate each task's saved scores are its initial ones
-        for name, value in transfer_scores(run, t).items():
+        for name, value in _mean_of_earlier_scores(run, t).items():
             assert torch.allclose(saved[t][name], value, atol=1e-8)
 
 
@@ -87,10 +92,13 @@ def test_without_transfer_tasks_start_apart(tmp_path):
     assert not torch.allclose(run.read_scores(1)["layers.0"], run.read_scores(0)["layers.0"])
 
 
-def test_transfer_needs_saved_scores():
-    with pytest.raises(ValueError, match="set save_scores=True"):
-        RunConfig(model=ModelConfig(name="lenet", num_tasks=0), stream=StreamConfig(dataset="permuted-mnist", num_tasks=2),
-                  train=TrainConfig(iterations=1), transfer=True)
+def test_transfer_implies_saving_scores_in_the_library_as_in_the_cli(tmp_path):
+    config = RunConfig(model=ModelConfig(name="lenet", num_tasks=0), stream=StreamConfig(dataset="permuted-mnist", num_tasks=2),
+                       train=TrainConfig(iterations=1), transfer=True)
+    assert config.save_scores is True  # transfer reads the earlier tasks' scores back from their files
+    result = CliRunner().invoke(main, [*TRAIN, "--transfer", "--out", str(tmp_path / "t")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "t" / "config.json").read_text())["save_scores"] is True
 
 
 def test_an_nn_run_that_crashed_before_its_results_is_never_resumed_as_gg(tmp_path, monkeypatch):

@@ -1,9 +1,18 @@
 """Tests of GN evaluation: GNs/GNu scoring semantics, results, and bad inputs."""
+from types import SimpleNamespace
+
 import pytest
 import torch
 
-from supsup_core.data.streams import StreamConfig, TaskData
-from supsup_core.infer.gn_evaluation import GNConfig, evaluate_gn, evaluate_run_gn
+from hopfield_masks.io import write_json
+from supsup_core.data.streams import StreamConfig, TaskData, build_stream
+from supsup_core.infer.gn_evaluation import (
+    GNConfig,
+    check_scenario_options,
+    evaluate_gn,
+    evaluate_run_gn,
+)
+from supsup_core.infer.nn_results import NNRunResults
 from supsup_core.infer.packed_masks import PackedMasks
 from supsup_core.nn import modes
 from supsup_core.nn.models import ModelConfig, build_model
@@ -37,11 +46,11 @@ def test_gnu_zeroes_wrong_groups_and_gns_keeps_their_predictions(inference):
     assert gnu.per_task_inference_accuracy == [1.0, 0.0]
     assert gnu.task_inference_accuracy == 0.5
     assert gnu.inferences == 8
-    assert gnu.per_task_accuracy == [gnu.gg_per_task_accuracy[0], 0.0]
+    assert gnu.per_task_accuracy == [gnu.own_mask_per_task_accuracy[0], 0.0]
     # Every group of task 1 went to mask 0, so GNs classifies all its images, in order and in the same batches
-    # as GG, with a mask identical to mask 1: the same float computation, so the same predictions exactly.
+    # as with its own mask, with a mask identical to mask 1: the same float computation, so the same predictions exactly.
     assert gns.per_task_inference_accuracy == [1.0, 0.0]
-    assert gns.per_task_accuracy == gns.gg_per_task_accuracy
+    assert gns.per_task_accuracy == gns.own_mask_per_task_accuracy
     assert gnu.average_accuracy == pytest.approx(sum(gnu.per_task_accuracy) / 2)
 
 
@@ -50,7 +59,7 @@ def test_one_learned_task_is_always_inferred():
     result = evaluate_gn(model, PackedMasks.from_model(model), tasks, GNConfig(images_per_inference=1, objective="superfluous"))
     assert result.task_inference_accuracy == 1.0
     assert result.inferences == 7
-    assert result.per_task_accuracy == result.gg_per_task_accuracy
+    assert result.per_task_accuracy == result.own_mask_per_task_accuracy
 
 
 def test_max_images_per_task_limits_the_groups():
@@ -113,12 +122,32 @@ def test_unfinished_nn_run_is_a_clear_error(tmp_path):
     model = run.load_model(num_tasks=0)
     modes.add_task(model, generator=torch.Generator().manual_seed(0))
     run.write_task(model, 0)
-    run.write_results({"scenario": "NN", "finished": False, "accuracy_matrix": [], "mask_bytes_per_task": [], "tasks": []})
+    run.write_results(NNRunResults())  # the marker train_nn_run writes before its first mask file
     with pytest.raises(ValueError, match="NN run that stopped before it finished.*mask_of_task.*new --out"):
         evaluate_run_gn(run, GNConfig(images_per_inference=50))
-    run.write_results({"scenario": "NN", "mask_of_task": ["0", 0], "accuracy_matrix": [], "mask_bytes_per_task": [], "tasks": []})
+    # files as older code wrote them (no schema_version), the first damaged
+    write_json(run.results_path, {"scenario": "NN", "mask_of_task": ["0", 0], "accuracy_matrix": [], "mask_bytes_per_task": [], "tasks": []})
     with pytest.raises(ValueError, match="mask_of_task must be a list of 2 mask ids"):
         evaluate_run_gn(run, GNConfig(images_per_inference=50))
-    run.write_results({"scenario": "NN", "mask_of_task": [0, 0], "accuracy_matrix": [], "mask_bytes_per_task": [], "tasks": []})
+    write_json(run.results_path, {"scenario": "NN", "mask_of_task": [0, 0], "accuracy_matrix": [], "mask_bytes_per_task": [], "tasks": []})
     result = evaluate_run_gn(run, GNConfig(images_per_inference=50))
     assert result.task_inference_accuracy == 1.0  # one mask, both tasks assigned to it
+
+
+def test_for_stream_defaults_real_outputs_to_the_stream_classes():
+    stream = build_stream(StreamConfig(dataset="permuted-mnist", num_tasks=2))
+    assert GNConfig.for_stream(stream) == GNConfig(real_outputs=stream.num_classes)
+    three_classes = SimpleNamespace(num_classes=3)  # for_stream reads only the class count
+    assert GNConfig.for_stream(three_classes, scenario="GNs").real_outputs == 3
+    config = GNConfig.for_stream(three_classes, scenario="GNs", inference="binary", real_outputs=7, max_images_per_task=3)
+    assert config == GNConfig(scenario="GNs", inference="binary", real_outputs=7, max_images_per_task=3)
+
+
+@pytest.mark.parametrize("option", ["inference", "objective", "images_per_inference", "max_images_per_task", "real_outputs"])
+def test_gg_refuses_the_options_of_task_inference(option):
+    with pytest.raises(ValueError, match=f"--{option.replace('_', '-')} applies to --scenario GNs or GNu only"):
+        check_scenario_options("GG", [option])
+    check_scenario_options("GNu", [option])
+    check_scenario_options("GG", [])
+    with pytest.raises(ValueError, match="scenario must be one of"):
+        check_scenario_options("NN", [])

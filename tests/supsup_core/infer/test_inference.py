@@ -60,12 +60,12 @@ def test_oneshot_is_the_argmax_of_minus_the_gradient_over_candidates_only():
     obj, x = Objective("superfluous", 10), _inputs(3)
     full = infer_task_oneshot(model, x, packed, obj)
     assert full.rounds == 1
-    assert full.task_id == int(torch.argmax(full.scores))
-    assert torch.allclose(full.scores, -alpha_gradient(model, x, packed, None, obj).gradient)
+    assert full.task_id == int(torch.argmax(full.evidence))
+    assert torch.allclose(full.evidence, -alpha_gradient(model, x, packed, None, obj).gradient)
     others = [t for t in range(6) if t != full.task_id]  # e.g. only the learned tasks
     restricted = infer_task_oneshot(model, x, packed, obj, candidates=others)
     assert restricted.task_id in others
-    assert restricted.task_id == others[int(torch.argmax(restricted.scores))]
+    assert restricted.task_id == others[int(torch.argmax(restricted.evidence))]
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 5, 8])
@@ -77,21 +77,21 @@ def test_binary_halves_until_one_candidate_is_left(k):
     assert 0 <= result.task_id < k
     if k > 1:
         # never stale: the answer is the best of the last round, whose candidates it was among
-        assert result.task_id == int(result.candidates[torch.argmax(result.scores)])
+        assert result.task_id == int(result.candidates[torch.argmax(result.evidence)])
         assert result.candidates.numel() == 2  # ceil-halving always ends on a pair
 
 
-def _reference_halving(score_fn, candidates: list[int]) -> tuple[int, float]:
+def _reference_halving(evidence_fn, candidates: list[int]) -> tuple[int, float]:
     """Binary inference written out: keep the best ceil(C/2) (ties: lower position) until one is left.
 
-    Returns the answer and the smallest gap, relative to the round's largest |score|, between the last score
-    kept and the first one dropped: how far each cut is from flipping."""
+    Returns the answer and the smallest gap, relative to the round's largest |evidence|, between the last
+    evidence kept and the first one dropped: how far each cut is from flipping."""
     remaining, margin = list(candidates), math.inf
     while len(remaining) > 1:
-        scores = [float(s) for s in score_fn(remaining)]
-        ranked = sorted(range(len(remaining)), key=lambda j: (-scores[j], j))
+        evidence = [float(e) for e in evidence_fn(remaining)]
+        ranked = sorted(range(len(remaining)), key=lambda j: (-evidence[j], j))
         keep = math.ceil(len(remaining) / 2)
-        margin = min(margin, (scores[ranked[keep - 1]] - scores[ranked[keep]]) / max(abs(s) for s in scores))
+        margin = min(margin, (evidence[ranked[keep - 1]] - evidence[ranked[keep]]) / max(abs(e) for e in evidence))
         remaining = [remaining[j] for j in sorted(ranked[:keep])]
     return remaining[0], margin
 
@@ -122,7 +122,7 @@ def _copies_of_each_mask(model, order: list[int]) -> PackedMasks:
 @pytest.mark.parametrize("seed", range(4))
 def test_identical_masks_tie_bitwise_and_the_lower_position_wins(inference, seed):
     # Every mask twice, shuffled: whichever mask wins, an identical copy ties with it, so the winner must be the
-    # earliest position (in candidates) holding that mask, and every pair of copies must score bitwise the same.
+    # earliest position (in candidates) holding that mask, and every pair of copies must get bitwise the same evidence.
     model = _model("lenet", 3, seed)
     order = [2, 0, 1, 0, 2, 1]  # row -> task whose mask it holds
     masks = _copies_of_each_mask(model, order)
@@ -136,10 +136,10 @@ def test_identical_masks_tie_bitwise_and_the_lower_position_wins(inference, seed
     for i, row in enumerate(last):
         for j, other in enumerate(last):
             if mask_of[row] == mask_of[other]:
-                assert result.scores[i].item() == result.scores[j].item()
+                assert result.evidence[i].item() == result.evidence[j].item()
 
 
-def test_nan_scores_are_an_error():
+def test_nan_evidence_is_an_error():
     model = _model("lenet", 3, 0)
     x = _inputs(0)
     x[0, 0, 0, 0] = float("nan")
@@ -172,7 +172,7 @@ def test_binary_over_two_candidates_is_oneshot():
         oneshot = INFERENCE["oneshot"](model, _inputs(7), packed, obj, pair)
         binary = INFERENCE["binary"](model, _inputs(7), packed, obj, pair)
         assert binary.task_id == oneshot.task_id
-        assert torch.equal(binary.scores, oneshot.scores)
+        assert torch.equal(binary.evidence, oneshot.evidence)
 
 
 @pytest.mark.parametrize("candidates, match", [([], "at least one"), ([0, 3], r"0\.\.2"), ([1, 1], "distinct")])

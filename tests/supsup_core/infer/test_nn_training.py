@@ -1,12 +1,26 @@
 """Tests of NN training: novelty checks, mask allocation rules and their bookkeeping."""
+import dataclasses
+
 import pytest
 import torch
 
+from hopfield_masks.seeding import seeded_generator
 from supsup_core.data.streams import StreamConfig, build_stream
-from supsup_core.infer.nn_training import NNConfig, novelty, train_nn
+from supsup_core.infer import nn_training
+from supsup_core.infer.gn_evaluation import GNConfig
+from supsup_core.infer.nn_results import NNRunResults
+from supsup_core.infer.nn_training import (
+    NNConfig,
+    default_nn_evaluation,
+    novelty,
+    train_nn,
+    train_nn_run,
+)
 from supsup_core.infer.objectives import Objective
 from supsup_core.infer.packed_masks import PackedMasks
+from supsup_core.nn import modes
 from supsup_core.nn.models import ModelConfig, build_model
+from supsup_core.train.runs import RunConfig, RunDirectory
 from supsup_core.train.training import TrainConfig
 
 
@@ -78,3 +92,31 @@ def test_model_must_start_empty(stream):
 def test_bad_config_is_an_error(field, value, match):
     with pytest.raises(ValueError, match=match):
         _config(**{field: value})
+
+
+def test_fresh_masks_are_seeded_per_mask_id_apart_from_the_batch_orders(stream):
+    # NN results must not change with the seeding helper: mask k's scores come from stream (seed, 10_000 + k)
+    model, reference = _model(stream), _model(stream)
+    nn_training._ensure_masks(model, 3, seed=7)
+    for k in range(3):
+        modes.add_task(reference, generator=seeded_generator(7, 10_000 + k))
+    for k in range(3):
+        assert all(torch.equal(a, b) for a, b in zip(modes.task_parameters(model, k), modes.task_parameters(reference, k)))
+
+
+def test_default_evaluation_is_gns_oneshot_entropy_over_the_stream_classes(stream):
+    assert default_nn_evaluation(stream) == GNConfig(scenario="GNs", inference="oneshot", objective="entropy",
+                                                     real_outputs=stream.num_classes)
+
+
+def test_an_nn_run_returns_and_writes_its_typed_results(tmp_path, stream):
+    train = TrainConfig(iterations=8, batch_size=32, lr=1e-3)
+    config = RunConfig(model=ModelConfig(name="lenet", input_shape=stream.input_shape, output_size=10, num_tasks=0, width=16),
+                       stream=StreamConfig(dataset="permuted-mnist", num_tasks=2), train=train)
+    with RunDirectory.create(tmp_path / "nn", config) as run:
+        results = train_nn_run(run, NNConfig(train=train, check_every=4), stream=stream)  # the default evaluation
+        assert isinstance(results, NNRunResults) and results.finished
+        assert results.evaluation == dataclasses.asdict(default_nn_evaluation(stream))
+        assert results.masks_allocated == sum(c.allocated for c in results.checks) == len(run.saved_tasks())
+        assert len(results.mask_of_task) == len(results.own_mask_per_task_accuracy) == results.true_tasks == 2
+        assert NNRunResults.from_run(run) == results  # results.json holds exactly what was returned

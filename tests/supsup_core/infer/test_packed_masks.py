@@ -1,5 +1,6 @@
 """Tests of bit-packed task masks: products against the naive float computation, round trips, errors."""
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from hopfield_masks.patterns import pack_bits
 from supsup_core.infer.packed_masks import (
     PackedMasks,
+    candidate_ids,
     packed_column_counts,
     packed_inner_products,
 )
@@ -198,3 +200,16 @@ def test_a_non_finite_vector_never_gives_finite_products(k):
         vector[3] = bad
         got = packed_inner_products(packed, vector)
         assert not torch.isfinite(got[0]) and not torch.isfinite(got).all()
+
+
+def test_candidate_ids_keep_their_order():
+    assert candidate_ids([3, 0, 2], 4).tolist() == [3, 0, 2]
+    assert candidate_ids(torch.tensor([[1], [0]]), 2).tolist() == [1, 0]
+
+
+def test_column_counts_refuse_a_big_endian_machine(monkeypatch):
+    # the SWAR kernel's byte lanes are little-endian; checked where used, not by an import-time assert
+    monkeypatch.setattr(sys, "byteorder", "big")
+    with pytest.raises(RuntimeError, match="little-endian int64 words; this machine is big-endian"):
+        packed_column_counts(torch.zeros(1, 2, dtype=torch.uint8), 16)
+
