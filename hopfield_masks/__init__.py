@@ -1,4 +1,5 @@
 """Associative memory for binary masks: patterns, Hopfield learning rules, memories, recall, capacity."""
+from hopfield_masks.backends import BACKENDS, MEMORY_CLASSES
 from hopfield_masks.capacity import (
     CapacityConfig,
     CapacityPoint,
@@ -40,16 +41,20 @@ from hopfield_masks.rules import (
     PseudoInverse,
     Storkey,
     StorkeyReference,
+    make_rule,
 )
 
 __all__ = [
+    "BACKENDS",
+    "DEFAULT_MAX_BYTES",
+    "FORMAT_VERSION",
+    "MEMORY_CLASSES",
+    "RULES",
     "CapacityConfig",
     "CapacityPoint",
     "CapacityResult",
-    "DEFAULT_MAX_BYTES",
     "Covariance",
     "DenseMemory",
-    "FORMAT_VERSION",
     "Hebbian",
     "HopfieldMemory",
     "ImplicitMemory",
@@ -58,7 +63,6 @@ __all__ = [
     "Modern",
     "ModernMemory",
     "PseudoInverse",
-    "RULES",
     "RecallResult",
     "Storkey",
     "StorkeyReference",
@@ -70,6 +74,7 @@ __all__ = [
     "load_memory",
     "load_store",
     "make_memory",
+    "make_rule",
     "masks_to_patterns",
     "mean_correlation",
     "measure_capacity",

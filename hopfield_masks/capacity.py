@@ -1,7 +1,6 @@
 """Capacity sweeps: store random patterns at growing loads and measure fixed points and recall from noise."""
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -11,16 +10,32 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from hopfield_masks.backends import memory_class
 from hopfield_masks.checks import (
-    check_backend,
     check_choice,
     check_fraction,
+    check_kwta,
     check_loads,
     check_positive_int,
-    check_rule_options,
 )
 from hopfield_masks.factory import DEFAULT_MAX_BYTES, default_backend, make_memory
-from hopfield_masks.rules import RULES
+from hopfield_masks.rules import RULES, make_rule
+from hopfield_masks.seeding import seeded_generator
+
+__all__ = [
+    "CapacityConfig",
+    "CapacityPoint",
+    "CapacityResult",
+    "default_kwta",
+    "flip_bits",
+    "generate_patterns",
+    "mean_correlation",
+    "measure_capacity",
+    "theory_loads",
+]
+
+TRIAL_STREAM = 1
+"""Purpose key of the capacity trials' random streams: trial t draws from ``seeded_generator(seed, TRIAL_STREAM, t)``."""
 
 
 def generate_patterns(count: int, dim: int, *, density: float = 0.5, correlation: float = 0.0,
@@ -121,8 +136,9 @@ class CapacityConfig:
         None or "auto": as :func:`~hopfield_masks.default_backend` picks (dense while the d×d matrix is small,
         else implicit where the rule has it).
     mode : {"sync", "async"}
-    kwta : int or None
-        k-winners-take-all recall (sync only).
+    kwta : int or None or "auto"
+        k-winners-take-all recall (sync only, 1 <= k <= dim). "auto": :func:`default_kwta` picks it
+        (round(density · d) for the covariance rule with sync recall, else None); the config holds the result.
     max_steps : int
     rule_options : dict
         Options passed to the rule (e.g. ``{"beta": 1.0}``).
@@ -140,7 +156,7 @@ class CapacityConfig:
     seed: int = 0
     backend: str | None = None
     mode: str = "sync"
-    kwta: int | None = None
+    kwta: int | str | None = None
     max_steps: int = 100
     rule_options: Mapping[str, Any] = field(default_factory=dict)
     max_bytes: int | None = DEFAULT_MAX_BYTES
@@ -153,24 +169,19 @@ class CapacityConfig:
         check_fraction(self.correlation, "correlation", open_high=True)
         check_fraction(self.noise, "noise")
         check_positive_int(self.trials, "trials")
+        check_positive_int(self.seed, "seed", minimum=0)
         check_choice(self.mode, "mode", ("sync", "async"))
         check_positive_int(self.max_steps, "max_steps")
-        if self.kwta is not None:
-            check_positive_int(self.kwta, "kwta")
-            if self.kwta > self.dim or self.mode != "sync":
-                raise ValueError(
-                    f"kwta needs mode='sync' and k <= dim ({self.dim}); got k = {self.kwta}, mode {self.mode!r}. "
-                    "Use mode='sync', or kwta=None for asynchronous recall."
-                )
-        rule_class = RULES[self.rule]
-        check_rule_options(self.rule, self.rule_options, [f.name for f in dataclasses.fields(rule_class)])
-        rule_class(**self.rule_options)  # the rule checks its options' values (e.g. a finite beta)
+        if self.kwta == "auto":
+            object.__setattr__(self, "kwta", default_kwta(self.rule, self.density, self.dim, self.mode))
+        check_kwta(self.kwta, self.dim, self.mode)
+        make_rule(self.rule, **self.rule_options)  # checks the options' names and values (e.g. a finite beta)
         if self.max_bytes is not None:
             check_positive_int(self.max_bytes, "max_bytes")
         if self.backend in (None, "auto"):
             most = max(max(1, round(load * self.dim)) for load in self.loads)
             object.__setattr__(self, "backend", default_backend(self.rule, self.dim, count=most, max_bytes=self.max_bytes))
-        check_backend(self.rule, self.backend, rule_class.backends)
+        memory_class(self.rule, self.backend)  # refuses a backend the rule has not, naming the one to use
 
 
 class CapacityPoint(NamedTuple):
@@ -220,7 +231,7 @@ def measure_capacity(config: CapacityConfig, *, device: torch.device | str | Non
     correlations = []
     with tqdm(total=config.trials * len(order), disable=not progress, desc=f"capacity {config.rule}") as bar:
         for trial in range(config.trials):
-            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + trial)
+            generator = seeded_generator(config.seed, TRIAL_STREAM, trial)
             patterns = generate_patterns(order[-1], config.dim, density=config.density,
                                          correlation=config.correlation, generator=generator).to(device)
             correlations.append(mean_correlation(patterns))

@@ -11,6 +11,28 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 from torch import Tensor
 
+__all__ = [
+    "check_backend",
+    "check_choice",
+    "check_fraction",
+    "check_kwta",
+    "check_layer_shape",
+    "check_layout_names",
+    "check_loads",
+    "check_masks",
+    "check_patterns",
+    "check_positive_int",
+    "check_rule_options",
+    "check_run_digest",
+    "check_states",
+    "check_store_tensor",
+    "check_tensor",
+    "format_nbytes",
+    "memory_too_large",
+    "parse_nbytes",
+    "require_stored",
+]
+
 
 def check_tensor(value: Any, name: str) -> Tensor:
     """Return ``value`` if it is a torch tensor, else raise ``TypeError`` naming the fix."""
@@ -118,33 +140,46 @@ def check_choice(value: Any, name: str, choices: Iterable[str]) -> str:
 
 
 def check_loads(loads: Sequence[float]) -> tuple[float, ...]:
-    """Check a non-empty sequence of positive loads (patterns per unit)."""
+    """Check a non-empty sequence of positive finite loads (patterns per unit); return them as floats."""
     if len(loads) == 0:
         raise ValueError("loads must list at least one load (patterns / dim), e.g. 0.05,0.1,0.138.")
     for load in loads:
-        check_fraction(load, "each load", low=0.0, high=float("inf"), open_low=True, open_high=True,
-                       hint="Loads are patterns / dim and must be positive, e.g. 0.05,0.1.")
+        if isinstance(load, bool) or not isinstance(load, (int, float)) or not (math.isfinite(load) and load > 0):
+            raise ValueError(f"loads must be positive finite numbers (patterns / dim); got {load!r} in "
+                             f"{tuple(loads)!r}. Use e.g. 0.05,0.1.")
     return tuple(float(x) for x in loads)
 
 
-def check_rule_options(rule: str, given: Mapping[str, Any], allowed: Sequence[str]) -> None:
-    """Check that every option passed to a learning rule exists for that rule."""
+def check_kwta(kwta: Any, dim: int, mode: str = "sync") -> int | None:
+    """Check a k-winners-take-all size: None (no k-WTA), or an integer 1 <= k <= ``dim`` with ``mode="sync"``."""
+    if kwta is None:
+        return None
+    check_positive_int(kwta, "kwta")
+    if kwta > dim:
+        raise ValueError(f"kwta must satisfy k <= dim = {dim}; got k = {kwta}. Use round(density * dim).")
+    if mode != "sync":
+        raise ValueError(f"kwta works with mode='sync' only; got mode {mode!r}. Pass mode='sync', or kwta=None "
+                         "for asynchronous recall.")
+    return kwta
+
+
+def check_rule_options(given: Mapping[str, Any], rule: str, allowed: Sequence[str]) -> None:
+    """Check that every option in ``given`` (passed to learning rule ``rule``) is one of its ``allowed`` options."""
     unknown = sorted(set(given) - set(allowed))
     if unknown:
         valid = ", ".join(allowed) if allowed else "none"
         raise ValueError(f"rule {rule!r} takes no option {unknown[0]!r}; its options are: {valid}.")
 
 
-def check_backend(rule: str, backend: str, backends: Sequence[str]) -> str:
-    """Check that ``rule`` has a form for ``backend``."""
-    check_choice(backend, "backend", ("dense", "implicit"))
+def check_backend(backend: Any, rule: str, backends: Sequence[str], known: Sequence[str], why: str = "") -> str:
+    """Check that ``backend`` is one of the ``known`` backend names and one that ``rule`` has (``backends``).
+
+    ``why`` says why the rule has no form for ``backend`` (the rule's ``missing_backends``), for the message.
+    """
+    check_choice(backend, "backend", known)
     if backend not in backends:
-        why = {
-            "storkey": "its zeroed diagonal couples triple products of patterns, so it has no exact K×K form",
-            "modern": "softmax retrieval has no d×d matrix",
-        }.get(rule, "it has no such form")
-        other = backends[0]
-        raise ValueError(f"rule {rule!r} has no {backend} backend ({why}); use backend={other!r}.")
+        raise ValueError(f"rule {rule!r} has no {backend} backend ({why or 'it has no such form'}); "
+                         f"use backend={backends[0]!r}.")
     return backend
 
 
@@ -210,8 +245,8 @@ def require_stored(count: int) -> None:
         raise ValueError("this memory holds no patterns; call store() first")
 
 
-def check_layout_names(names: Sequence[str], given: Iterable[str]) -> None:
-    """Check that a dict of masks has exactly the layout's layer names."""
+def check_layout_names(given: Iterable[str], names: Sequence[str]) -> None:
+    """Check that the layer names ``given`` (a dict of masks' keys) are exactly the layout's ``names``."""
     given = list(given)
     missing = [n for n in names if n not in given]
     extra = [n for n in given if n not in names]
@@ -222,8 +257,8 @@ def check_layout_names(names: Sequence[str], given: Iterable[str]) -> None:
         )
 
 
-def check_layer_shape(name: str, got: Sequence[int], expected: Sequence[int]) -> None:
-    """Check that one layer mask ends in the layout's shape for that layer."""
+def check_layer_shape(got: Sequence[int], name: str, expected: Sequence[int]) -> None:
+    """Check that the shape ``got`` of layer mask ``name`` ends in the layout's shape for it (``expected``)."""
     if tuple(got[len(got) - len(expected):]) != tuple(expected) or len(got) < len(expected):
         raise ValueError(
             f"mask {name!r} must end in shape {tuple(expected)} (the layout's shape); got {tuple(got)}. "

@@ -12,6 +12,8 @@ from hopfield_masks.memory import HopfieldMemory
 from hopfield_masks.patterns import MaskLayout
 from hopfield_masks.rules import LearningRule
 
+__all__ = ["DenseMemory"]
+
 
 class DenseMemory(HopfieldMemory):
     """A memory holding Ψ as a dense (d, d) matrix; the stored patterns themselves are not kept.

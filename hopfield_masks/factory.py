@@ -1,26 +1,20 @@
 """Building memories by rule and backend name, and reading them back from store files."""
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Any
 
 import torch
 
-from hopfield_masks.checks import (
-    check_backend,
-    check_choice,
-    check_positive_int,
-    check_rule_options,
-    check_run_digest,
-)
-from hopfield_masks.dense import DenseMemory
+from hopfield_masks.backends import BACKENDS, backends_of, memory_class
+from hopfield_masks.checks import check_choice, check_positive_int, check_run_digest
 from hopfield_masks.files import load_store
-from hopfield_masks.implicit import ImplicitMemory
 from hopfield_masks.memory import HopfieldMemory
-from hopfield_masks.modern import ModernMemory
 from hopfield_masks.patterns import MaskLayout
-from hopfield_masks.rules import RULES
+from hopfield_masks.rules import RULES, make_rule
+
+__all__ = ["AUTO_DENSE_BYTES", "DEFAULT_MAX_BYTES", "DTYPES", "default_backend", "estimate_nbytes", "load_memory",
+           "make_memory"]
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 
@@ -29,12 +23,6 @@ DEFAULT_MAX_BYTES = 2 << 30
 
 AUTO_DENSE_BYTES = 1 << 30
 """Largest dense memory ``backend="auto"`` builds when the rule also has an implicit form (1 GiB, d ≈ 16k)."""
-
-BACKEND_CLASSES: dict[str, type[HopfieldMemory]] = {"dense": DenseMemory, "implicit": ImplicitMemory}
-
-
-def _memory_class(rule: str, backend: str) -> type[HopfieldMemory]:
-    return ModernMemory if rule == "modern" else BACKEND_CLASSES[backend]
 
 
 def estimate_nbytes(rule: str, dim: int, backend: str, *, count: int = 0, dtype: torch.dtype = torch.float32,
@@ -46,9 +34,8 @@ def estimate_nbytes(rule: str, dim: int, backend: str, *, count: int = 0, dtype:
     check_choice(rule, "rule", RULES)
     check_positive_int(dim, "dim")
     check_positive_int(count, "count", minimum=0)
-    rule_class = RULES[rule]
-    check_backend(rule, backend, rule_class.backends)
-    return _memory_class(rule, backend).estimate_nbytes(rule_class(**rule_options), dim, count, dtype)
+    backend_class = memory_class(rule, backend)
+    return backend_class.estimate_nbytes(make_rule(rule, **rule_options), dim, count, dtype)
 
 
 def default_backend(rule: str, dim: int, *, count: int = 0, dtype: torch.dtype = torch.float32,
@@ -62,13 +49,14 @@ def default_backend(rule: str, dim: int, *, count: int = 0, dtype: torch.dtype =
     """
     check_choice(rule, "rule", RULES)
     check_positive_int(dim, "dim")
-    backends = RULES[rule].backends
+    backends = backends_of(rule)
     if "implicit" not in backends:
         return "dense"
     if "dense" not in backends:
         return "implicit"
     limit = AUTO_DENSE_BYTES if max_bytes is None else min(max_bytes, AUTO_DENSE_BYTES)
-    dense = DenseMemory.estimate_nbytes(RULES[rule](), dim, count, dtype)  # options do not change dense sizes
+    # options do not change dense sizes
+    dense = memory_class(rule, "dense").estimate_nbytes(RULES[rule](), dim, count, dtype)
     return "dense" if dense <= limit else "implicit"
 
 
@@ -105,23 +93,33 @@ def make_memory(rule: str, dim: int, backend: str = "auto", *, layout: MaskLayou
     """
     check_choice(rule, "rule", RULES)
     check_positive_int(dim, "dim")
-    rule_class = RULES[rule]
-    check_choice(backend, "backend", ("auto", "dense", "implicit"))
+    check_choice(backend, "backend", ("auto", *BACKENDS))
     if backend == "auto":
         backend = default_backend(rule, dim, dtype=dtype, max_bytes=max_bytes)
-    check_backend(rule, backend, rule_class.backends)
-    check_rule_options(rule, rule_options, [f.name for f in dataclasses.fields(rule_class)])
-    learning_rule = rule_class(**rule_options)
-    memory_class = _memory_class(rule, backend)
-    return memory_class(learning_rule, dim, layout=layout, device=device, dtype=dtype, max_bytes=max_bytes,
-                        run_digest=run_digest)
+    backend_class = memory_class(rule, backend)
+    learning_rule = make_rule(rule, **rule_options)
+    return backend_class(learning_rule, dim, layout=layout, device=device, dtype=dtype, max_bytes=max_bytes,
+                         run_digest=run_digest)
 
 
 def load_memory(path: str | os.PathLike, *, device: torch.device | str | None = None,
                 max_bytes: int | None = None) -> HopfieldMemory:
     """Read a memory from a store file written by ``HopfieldMemory.save`` (verified, see ``load_store``).
 
-    ``max_bytes`` bounds it as in :func:`make_memory` (default: none, the file is already in memory).
+    The header's rule and backend pick the class through the backend registry
+    (:data:`~hopfield_masks.backends.MEMORY_CLASSES`). ``max_bytes`` bounds it as in :func:`make_memory`
+    (default: none, the file is already in memory).
+
+    Parameters
+    ----------
+    path : path of a store file
+    device : torch.device or str, optional
+        Where the loaded state lives (default CPU).
+    max_bytes : int or None
+
+    Returns
+    -------
+    HopfieldMemory of the class the file was written from (DenseMemory, ImplicitMemory or ModernMemory).
     """
     tensors, header = load_store(path)
     try:

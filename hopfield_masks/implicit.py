@@ -17,6 +17,8 @@ from hopfield_masks.packed import PackedPatterns, packed_scratch_nbytes
 from hopfield_masks.patterns import MaskLayout
 from hopfield_masks.rules import LearningRule
 
+__all__ = ["ImplicitMemory", "PackedMemory"]
+
 
 class PackedMemory(HopfieldMemory):
     """Base of the backends that keep the stored patterns bit-packed."""

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from hopfield_masks.checks import (
     check_choice,
+    check_kwta,
     check_patterns,
     check_positive_int,
     check_run_digest,
@@ -19,6 +20,7 @@ from hopfield_masks.checks import (
     memory_too_large,
     require_stored,
 )
+from hopfield_masks.files import save_store
 from hopfield_masks.functional import (
     RecallResult,
     SnappedDynamics,
@@ -31,12 +33,15 @@ from hopfield_masks.functional import (
 from hopfield_masks.patterns import MaskLayout, masks_to_patterns
 from hopfield_masks.rules import LearningRule
 
+__all__ = ["HopfieldMemory"]
+
 
 class HopfieldMemory(ABC):
     """A memory of ±1 patterns of ``dim`` units under one learning rule.
 
     ``field`` and ``energy`` are plain differentiable torch ops on float states of shape (d,) or (n, d),
-    computed on the memory's device, so they can sit inside a loss.
+    computed on the memory's device, so they can sit inside a loss. Make one by rule and backend name with
+    :func:`~hopfield_masks.make_memory`, read one back with :func:`~hopfield_masks.load_memory`.
 
     Parameters
     ----------
@@ -231,7 +236,7 @@ class HopfieldMemory(ABC):
     def is_fixed_point(self, states: Tensor, kwta: int | None = None) -> Tensor:
         """Whether one synchronous update leaves each ±1 state unchanged: bool (n,)."""
         states = check_patterns(states, self._dim, "states").to(device=self._device, dtype=self._dtype)
-        self._check_kwta(kwta)
+        check_kwta(kwta, self._dim)
         with torch.no_grad():
             return (update_states(self._decision_field(states), states, kwta) == states).all(-1)
 
@@ -266,9 +271,7 @@ class HopfieldMemory(ABC):
         require_stored(self._count)
         check_choice(mode, "mode", ("sync", "async"))
         check_positive_int(max_steps, "max_steps")
-        self._check_kwta(kwta)
-        if kwta is not None and mode == "async":
-            raise ValueError("kwta works with mode='sync' only; pass mode='sync' or kwta=None.")
+        check_kwta(kwta, self._dim, mode)
         states = check_patterns(probes, self._dim, "probes").to(device=self._device, dtype=self._dtype).clone()
         with torch.no_grad():
             if mode == "sync":
@@ -287,17 +290,12 @@ class HopfieldMemory(ABC):
                           "or 2-cycle; raise max_steps.", RuntimeWarning, stacklevel=2)
         return RecallResult(states, steps, converged, cycled, energy)
 
-    def _check_kwta(self, kwta: int | None) -> None:
-        if kwta is not None:
-            check_positive_int(kwta, "kwta")
-            if kwta > self._dim:
-                raise ValueError(f"kwta must be at most dim = {self._dim}; got {kwta}. Use round(density * dim).")
-
     # ----------------------------------------------------------------------------------- files
     def save(self, path: str | os.PathLike) -> None:
-        """Write the memory to a store file (safetensors + JSON header), atomically."""
-        from hopfield_masks.files import save_store
+        """Write the memory to a store file (safetensors + JSON header), atomically.
 
+        Read it back with :func:`~hopfield_masks.load_memory`.
+        """
         header = {
             "rule": self.rule,
             "rule_options": self._rule.options(),
@@ -313,17 +311,6 @@ class HopfieldMemory(ABC):
         if self._count:
             tensors["mean_pattern"] = self._pattern_sum / self._count
         save_store(path, tensors, header)
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike, *, device: torch.device | str | None = None) -> "HopfieldMemory":
-        """Read a memory written by :meth:`save`; a file of another backend than ``cls`` is refused."""
-        from hopfield_masks.factory import load_memory
-
-        memory = load_memory(path, device=device)
-        if not isinstance(memory, cls):
-            raise ValueError(f"store file {path} holds a {type(memory).__name__}, which {cls.__name__}.from_file "
-                             "does not read; use HopfieldMemory.from_file to accept any backend.")
-        return memory
 
     def _load_state(self, tensors: Mapping[str, Tensor], count: int, path: Any) -> None:
         """Fill the state from a store file's tensors (shapes and dtypes checked)."""

@@ -11,12 +11,16 @@ from hopfield_masks.implicit import PackedMemory
 from hopfield_masks.packed import packed_scratch_nbytes
 from hopfield_masks.rules import LearningRule
 
+__all__ = ["ModernMemory"]
+
 
 class ModernMemory(PackedMemory):
     """Dense-associative ("modern") memory: E(s) = -(1/β) log Σ_μ exp(β x_μ·s), h = Xᵀ softmax(β X s).
 
     Along any single unit the energy is concave, so an asynchronous flip against the field lowers it.
-    Keeps only the packed patterns (K·d/8 bytes). See :class:`HopfieldMemory` for the parameters.
+    Keeps only the packed patterns (K·d/8 bytes). The backend registry holds it as the "modern" rule's
+    "implicit" backend (its store files say ``"backend": "implicit"``). See :class:`HopfieldMemory` for the
+    parameters.
     """
 
     @property

@@ -17,6 +17,8 @@ from hopfield_masks.checks import (
     check_tensor,
 )
 
+__all__ = ["MaskLayout", "masks_to_patterns", "pack_bits", "patterns_to_masks", "unpack_bits"]
+
 # Bit order of packed patterns: unit j lives in byte j // 8 at bit 7 - j % 8 (most significant bit first),
 # the same order as numpy.packbits(..., bitorder="big"). The last byte is padded with zero bits.
 _BIT_SHIFTS = torch.arange(7, -1, -1, dtype=torch.uint8)
@@ -156,12 +158,12 @@ class MaskLayout:
         -------
         Tensor of shape (..., dim).
         """
-        check_layout_names(self.names, masks)
+        check_layout_names(masks, self.names)
         batch = None
         parts = []
         for name, shape in zip(self.names, self.shapes):
             mask = check_tensor(masks[name], f"masks[{name!r}]")
-            check_layer_shape(name, mask.shape, shape)
+            check_layer_shape(mask.shape, name, shape)
             lead = tuple(mask.shape[: mask.ndim - len(shape)])
             if batch is not None and lead != batch:
                 raise ValueError(

@@ -1,4 +1,8 @@
-"""PNG plots of capacity sweeps next to the classical theory, drawn without pyplot's global state."""
+"""PNG plots of capacity sweeps next to the classical theory, drawn without pyplot's global state.
+
+matplotlib is imported when a plot is drawn, not with this module: importing ``hopfield_masks`` loads no
+plotting library, and the figure is drawn on its own Agg canvas, so no global backend is ever switched.
+"""
 from __future__ import annotations
 
 import io
@@ -6,11 +10,10 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 from hopfield_masks.capacity import CapacityResult, theory_loads
 from hopfield_masks.io import atomic_write_bytes
+
+__all__ = ["plot_capacity"]
 
 _METRICS = (("fixed_point_fraction", "fixed points", "-"), ("exact_recall_fraction", "exact recall", "--"),
             ("mean_overlap", "mean overlap", ":"))
@@ -29,6 +32,10 @@ def plot_capacity(results: CapacityResult | Sequence[CapacityResult], path: str 
     -------
     Path of the PNG.
     """
+    # imported here, not with the module: see the module docstring
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     results = [results] if isinstance(results, CapacityResult) else list(results)
     figure = Figure(figsize=(7, 4.5), dpi=110)
     FigureCanvasAgg(figure)

@@ -13,12 +13,25 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from types import MappingProxyType
+from typing import Any, ClassVar, Mapping
 
 import torch
 from torch import Tensor
 
-from hopfield_masks.checks import check_fraction
+from hopfield_masks.checks import check_choice, check_fraction, check_rule_options
+
+__all__ = [
+    "RULES",
+    "Covariance",
+    "Hebbian",
+    "LearningRule",
+    "Modern",
+    "PseudoInverse",
+    "Storkey",
+    "StorkeyReference",
+    "make_rule",
+]
 
 
 @dataclass(frozen=True)
@@ -26,7 +39,8 @@ class LearningRule:
     """Base of the learning rules: options as dataclass fields, math as methods."""
 
     name: ClassVar[str] = ""
-    backends: ClassVar[tuple[str, ...]] = ("dense", "implicit")
+    backends: ClassVar[tuple[str, ...]] = ("dense", "implicit")  # the forms the rule has; see hopfield_masks.backends
+    missing_backends: ClassVar[Mapping[str, str]] = MappingProxyType({})  # backend -> why the rule has no such form
     coupling_is_diagonal: ClassVar[bool] = False  # A = I/d: the old block never changes
 
     @property
@@ -155,6 +169,8 @@ class Storkey(LearningRule):
 
     name: ClassVar[str] = "storkey"
     backends: ClassVar[tuple[str, ...]] = ("dense",)
+    missing_backends: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {"implicit": "its zeroed diagonal couples triple products of patterns, so it has no exact K×K form"})
 
     def dense_store(self, weights: Tensor, extras: dict[str, Tensor], patterns: Tensor) -> None:
         d = weights.shape[0]
@@ -269,6 +285,7 @@ class Modern(LearningRule):
 
     name: ClassVar[str] = "modern"
     backends: ClassVar[tuple[str, ...]] = ("implicit",)
+    missing_backends: ClassVar[Mapping[str, str]] = MappingProxyType({"dense": "softmax retrieval has no d×d matrix"})
     beta: float = 1.0
 
     def __post_init__(self) -> None:
@@ -293,3 +310,23 @@ def _pinv_psd(matrix: Tensor, tol: float) -> Tensor:
 RULES: dict[str, type[LearningRule]] = {
     rule.name: rule for rule in (Hebbian, Storkey, StorkeyReference, PseudoInverse, Covariance, Modern)
 }
+
+
+def make_rule(rule: str, **options: Any) -> LearningRule:
+    """The learning rule called ``rule`` with ``options``, each checked (its name, then its value).
+
+    Parameters
+    ----------
+    rule : str
+        A key of ``RULES``.
+    **options
+        The rule's dataclass fields, e.g. ``beta=0.5`` for "modern".
+
+    Returns
+    -------
+    LearningRule
+    """
+    check_choice(rule, "rule", RULES)
+    rule_class = RULES[rule]
+    check_rule_options(options, rule, [f.name for f in dataclasses.fields(rule_class)])
+    return rule_class(**options)

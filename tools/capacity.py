@@ -1,18 +1,17 @@
 """`supsup capacity`: sweep loads of random patterns and report how well a Hopfield rule stores them."""
 from __future__ import annotations
 
-import math
-
 import click
 
 from hopfield_masks import (
+    BACKENDS,
     RULES,
     CapacityConfig,
-    default_kwta,
     measure_capacity,
     plot_capacity,
     theory_loads,
 )
+from hopfield_masks.checks import check_loads
 from hopfield_masks.io import write_json
 from tools.encode import BACKEND_HELP, max_memory_option
 from tools.options import (
@@ -31,13 +30,17 @@ def _parse_loads(ctx: click.Context, param: click.Parameter, value: str) -> tupl
         loads = tuple(float(x) for x in value.split(",") if x.strip())
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers; write e.g. 0.05,0.1,0.138.")
-    if not loads or any(not (load > 0 and math.isfinite(load)) for load in loads):
-        raise click.BadParameter(f"loads must be positive finite numbers (patterns / dim); got {value!r}. Use e.g. 0.05,0.1.")
-    return loads
+    try:
+        return check_loads(loads)
+    except ValueError as err:
+        raise click.BadParameter(str(err))
 
 
 def _parse_kwta(ctx: click.Context, param: click.Parameter, value: str) -> str | int | None:
-    if value in ("auto", "off"):
+    """'auto' (CapacityConfig resolves it), 'off' -> None, or a positive k."""
+    if value == "off":
+        return None
+    if value == "auto":
         return value
     try:
         k = int(value)
@@ -59,7 +62,7 @@ def _parse_kwta(ctx: click.Context, param: click.Parameter, value: str) -> str |
 @click.option("--noise", type=FiniteFloatRange(0, 1), default=0.1, show_default=True,
               help="Fraction of bits flipped in each probe.")
 @click.option("--trials", type=click.IntRange(min=1), default=1, show_default=True, help="Independent repetitions.")
-@click.option("--backend", type=click.Choice(["auto", "dense", "implicit"]), default="auto", show_default=True,
+@click.option("--backend", type=click.Choice(["auto", *BACKENDS]), default="auto", show_default=True,
               help=BACKEND_HELP)
 @click.option("--mode", type=click.Choice(["sync", "async"]), default="sync", show_default=True, help="Recall dynamics.")
 @click.option("--kwta", default="auto", show_default=True, callback=_parse_kwta,
@@ -75,19 +78,12 @@ def _parse_kwta(ctx: click.Context, param: click.Parameter, value: str) -> str |
 def capacity(rule, dim, density, correlation, loads, noise, trials, backend, mode, kwta, max_steps, beta, plot_path,
              max_bytes, seed, device, json_path):
     """Measure fixed points and recall from noisy probes as more random patterns are stored."""
-    if kwta == "auto":
-        kwta = default_kwta(rule, density, dim, mode)
-    elif kwta == "off":
-        kwta = None
     if beta is not None and rule != "modern":
         raise click.BadParameter("--beta applies to --rule modern only; drop it.", param_hint="--beta")
-    if kwta is not None and (kwta > dim or mode == "async"):
-        raise click.BadParameter(f"--kwta needs --mode sync and k <= dim ({dim}); got k = {kwta}, mode {mode}.",
-                                 param_hint="--kwta")
     try:
         config = CapacityConfig(
             rule=rule, dim=dim, loads=loads, density=density, correlation=correlation, noise=noise, trials=trials,
-            seed=seed, backend=None if backend == "auto" else backend, mode=mode, kwta=kwta, max_steps=max_steps,
+            seed=seed, backend=backend, mode=mode, kwta=kwta, max_steps=max_steps,
             rule_options={} if beta is None else {"beta": beta}, max_bytes=max_bytes,
         )
     except ValueError as err:
@@ -96,7 +92,7 @@ def capacity(rule, dim, density, correlation, loads, noise, trials, backend, mod
         result = measure_capacity(config, device=resolve_device(device), progress=True)
     click.echo(f"rule {rule} ({config.backend}), d = {dim}, density {density:g}, correlation {correlation:g} "
                f"(measured {result.measured_correlation:.3f}), noise {noise:g}, trials {trials}, mode {mode}, "
-               f"kwta {kwta}")
+               f"kwta {config.kwta}")
     click.echo(f"{'load':>8} {'patterns':>8} {'fixed':>8} {'exact':>8} {'overlap':>8} {'stuck':>8}")
     for p in result.points:
         click.echo(f"{p.load:8.4f} {p.patterns:8d} {p.fixed_point_fraction:8.3f} {p.exact_recall_fraction:8.3f} "

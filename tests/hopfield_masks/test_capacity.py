@@ -71,7 +71,9 @@ def test_sweep_runs_for_other_rules_and_async(rule):
     ({"density": 1.0}, "density must be a number in \\(0, 1\\); got 1.0. It is P\\(\\+1\\)"),
     ({"density": 0.0}, "density must be a number in \\(0, 1\\)"),
     ({"correlation": 1.0}, "correlation must be a number in \\[0, 1\\)"),
-    ({"loads": (0.1, -0.2)}, "each load must be a number in \\(0, inf\\); got -0.2"),
+    ({"loads": (0.1, -0.2)}, "loads must be positive finite numbers \\(patterns / dim\\); got -0.2"),
+    ({"loads": (0.1, float("inf"))}, "loads must be positive finite numbers"),
+    ({"seed": -1}, "seed must be an integer >= 0"),
     ({"loads": ()}, "loads must list at least one load"),
     ({"noise": 1.5}, "noise must be a number in \\[0, 1\\]"),
     ({"trials": 0}, "trials must be an integer >= 1"),
@@ -87,6 +89,32 @@ def test_config_errors(changes, message):
 def test_config_refuses_kwta_it_cannot_use(kwta, mode):
     with pytest.raises(ValueError, match="kwta"):
         CapacityConfig(rule="covariance", dim=32, loads=(0.1,), density=0.1, kwta=kwta, mode=mode)
+
+
+def test_auto_kwta_is_resolved_by_the_config():
+    assert CapacityConfig(rule="covariance", dim=256, loads=(0.1,), density=0.1, kwta="auto").kwta == 26
+    assert CapacityConfig(rule="covariance", dim=256, loads=(0.1,), density=0.1, kwta="auto", mode="async").kwta is None
+    assert CapacityConfig(rule="hebbian", dim=256, loads=(0.1,), kwta="auto").kwta is None
+    assert CapacityConfig(rule="covariance", dim=256, loads=(0.1,), density=0.1).kwta is None  # the default stays off
+    with pytest.raises(ValueError, match="kwta must satisfy k <= dim = 32; got k = 33"):
+        CapacityConfig(rule="hebbian", dim=32, loads=(0.1,), kwta=33)
+    with pytest.raises(ValueError, match="kwta works with mode='sync' only; got mode 'async'"):
+        CapacityConfig(rule="hebbian", dim=32, loads=(0.1,), kwta=3, mode="async")
+
+
+def test_trials_draw_from_the_seeding_helpers_streams(monkeypatch):
+    from hopfield_masks import capacity
+    from hopfield_masks.seeding import seeded_generator
+
+    calls = []
+
+    def recording(seed, *keys):
+        calls.append((seed, *keys))
+        return seeded_generator(seed, *keys)
+
+    monkeypatch.setattr(capacity, "seeded_generator", recording)
+    measure_capacity(CapacityConfig("hebbian", 32, (0.1,), seed=4, trials=3))
+    assert calls == [(4, capacity.TRIAL_STREAM, trial) for trial in range(3)]  # one key count for every trial
 
 
 def test_capacity_config_checks_the_rule_options_and_picks_auto_backends_like_make_memory():

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from hopfield_masks import (
+    MEMORY_CLASSES,
     DenseMemory,
     HopfieldMemory,
     ImplicitMemory,
@@ -47,7 +48,7 @@ def test_round_trip(tmp_path, patterns_of, rule, backend):
     layout = MaskLayout(("a", "b"), ((3, 4), (8,)))
     memory = make_memory(rule, 20, backend, layout=layout).store(patterns_of(1, 5, 20, 0.3))
     memory.save(tmp_path / "m.store")
-    loaded = HopfieldMemory.from_file(tmp_path / "m.store")
+    loaded = load_memory(tmp_path / "m.store")
     assert type(loaded) is type(memory)
     assert (loaded.rule, loaded.dim, loaded.count, loaded.layout) == (rule, 20, 5, layout)
     assert loaded.learning_rule == memory.learning_rule
@@ -70,11 +71,22 @@ def test_golden_bytes(tmp_path):
     assert (tmp_path / "g.store").read_bytes().hex() == GOLDEN_HEX
 
 
-def test_from_file_refuses_other_backend(tmp_path):
+def test_the_header_picks_the_class_through_the_registry(tmp_path):
     golden_memory().save(tmp_path / "g.store")
-    assert isinstance(DenseMemory.from_file(tmp_path / "g.store"), DenseMemory)
-    with pytest.raises(ValueError, match="holds a DenseMemory, which ImplicitMemory.from_file does not read"):
-        ImplicitMemory.from_file(tmp_path / "g.store")
+    assert type(load_memory(tmp_path / "g.store")) is DenseMemory
+    make_memory("hebbian", 8, "implicit").save(tmp_path / "i.store")
+    assert type(load_memory(tmp_path / "i.store")) is ImplicitMemory
+
+
+@pytest.mark.parametrize("rule, backend", sorted(MEMORY_CLASSES))
+def test_every_registered_pair_round_trips(tmp_path, patterns_of, rule, backend):
+    memory = make_memory(rule, 24, backend).store(patterns_of(21, 4, 24))
+    memory.save(tmp_path / "m.store")
+    loaded = load_memory(tmp_path / "m.store")
+    assert type(loaded) is MEMORY_CLASSES[rule, backend] and (loaded.rule, loaded.backend) == (rule, backend)
+    assert loaded.learning_rule == memory.learning_rule and loaded.count == 4
+    states = patterns_of(22, 3, 24)
+    torch.testing.assert_close(loaded.field(states), memory.field(states))
 
 
 def test_newer_and_older_format_versions(tmp_path):

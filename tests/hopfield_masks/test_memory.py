@@ -192,7 +192,7 @@ def test_errors(patterns_of):
         memory.recall(torch.ones(8), mode="parallel")
     with pytest.raises(ValueError, match="kwta works with mode='sync' only"):
         memory.recall(torch.ones(8), mode="async", kwta=2)
-    with pytest.raises(ValueError, match="kwta must be at most dim = 8"):
+    with pytest.raises(ValueError, match="kwta must satisfy k <= dim = 8; got k = 9"):
         memory.recall(torch.ones(8), kwta=9)
     with pytest.raises(ValueError, match="max_steps must be an integer >= 1"):
         memory.recall(torch.ones(8), max_steps=0)

@@ -189,7 +189,7 @@ def test_momentum_turned_on_after_the_first_step_is_used(generator):
 
 def test_only_threshold_masks_of_trainable_tasks_take_a_sink(generator):
     threshold = MaskedLinear(4, 3, num_tasks=2, mask_config=MaskConfig(kind="threshold"), generator=generator)
-    topk = MaskedLinear(4, 3, num_tasks=1, mask_config=MaskConfig(kind="topk", sparsity=0.5), generator=generator)
+    topk = MaskedLinear(4, 3, num_tasks=1, mask_config=MaskConfig(kind="topk", density=0.5), generator=generator)
     threshold.freeze_task(1)
     assert threshold.mask_sink(0) is not None
     assert threshold.mask_sink(1) is None
