@@ -22,7 +22,7 @@ import click
 from hopfield_masks.io import write_json
 from hopfield_masks.recovery import RecoveryConfig, SteerConfig
 from supsup_core.data.streams import StreamConfig, build_stream
-from supsup_core.hopsupsup.pipeline import encode_run
+from supsup_core.hopsupsup.encode import encode_run
 from supsup_core.hopsupsup.report import read_true_masks, recover_run
 from supsup_core.nn.models import ModelConfig
 from supsup_core.train.continual import train_run
@@ -67,8 +67,8 @@ def main(data_dir, tasks, epochs, run_dir, json_path, seed, device):
             row = {"K": k, "method": label, "rule": rule, "backend": backend, "exact_recoveries": report.exact_recoveries,
                    "mean_accuracy": report.mean_accuracy, "mean_gg_accuracy": report.mean_gg_accuracy,
                    "seconds_per_mask": report.seconds_per_task, "memory_bytes": report.store_bytes,
-                   "packed_mask_bytes": report.packed_mask_bytes, "bit_errors": [t["bit_errors"] for t in report.tasks],
-                   "attempts": [t["attempts"] for t in report.tasks]}
+                   "packed_mask_bytes": report.packed_mask_bytes, "bit_errors": [t.bit_errors for t in report.tasks],
+                   "attempts": [t.attempts for t in report.tasks]}
             rows.append(row)
             click.echo(f"{k:>3}  {label:<9}  {rule:<17}  {report.exact_recoveries:>3}/{k:<3}  {report.mean_accuracy:>8.4f}  "
                        f"{report.mean_gg_accuracy:>6.4f}  {report.seconds_per_task:>6.2f}  {report.store_bytes:>11,}  "

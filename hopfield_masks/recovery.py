@@ -1,8 +1,11 @@
-"""Annealed recovery: gradient descent on real scores z mixing output entropy and Hopfield energy.
+"""Recovery of a stored pattern by gradient descent on z, a real-valued relaxation of the ±1 state.
 
-At step t of T the loss is ``(1 − λ_t)·H(s) + γ·λ_t·E(s)`` with ``s = sign(z)`` (straight-through),
-``λ_t`` a schedule from 0 to 1. The entropy pulls towards the right task early; the energy snaps the
-state onto a stored pattern late (HopSupSup, Wortsman et al. 2020).
+The state is ``s = sign(z)``; z is the only thing the descents change (it is not a supermask's
+``scores``: those belong to the masked layers). The annealed descent (:func:`anneal`, the reference)
+minimises ``(1 − λ_t)·H(s) + γ·λ_t·E(s)`` at step t of T with a straight-through sign and ``λ_t`` a
+schedule from 0 to 1: the entropy pulls towards the right task early, the energy snaps the state onto
+a stored pattern late (HopSupSup, Wortsman et al. 2020). The steered descent (:func:`steer`) passes the
+entropy gradient through the memory and ends with a recall.
 """
 from __future__ import annotations
 
@@ -53,6 +56,12 @@ def _check_real(value: object, name: str, *, low: float, open_low: bool = False,
     check_fraction(value, name, low=low, high=math.inf, open_low=open_low, open_high=True, hint=hint)
 
 
+def _check_init(init: torch.Tensor) -> None:
+    if init.dim() != 1:
+        raise ValueError(f"init must be a 1-D vector of shape (d,), the starting z; got shape {tuple(init.shape)}. "
+                         "Pass one value per mask bit, e.g. memory.mean_pattern.")
+
+
 @dataclass(frozen=True)
 class RecoveryConfig:
     """Knobs of the annealed descent; defaults are the reference code's (DESIGN §2).
@@ -62,7 +71,7 @@ class RecoveryConfig:
     steps : int
         T, the number of descent steps (one data batch each).
     lr, momentum, weight_decay : float
-        SGD on the real scores z.
+        SGD on z.
     gamma : float
         γ, the weight of the Hopfield energy.
     schedule : str
@@ -86,47 +95,50 @@ class RecoveryConfig:
 
 
 class RecoveryTrace(NamedTuple):
-    """Per-step values of the descent (length = steps actually taken).
+    """Per-step values of the descent (each list has one entry per step taken).
 
-    ``states`` holds ``sign(z)`` after each step as int8 (d,) tensors, so a caller that knows the true
-    pattern can count bit errors over the steps.
+    entropy : list of float, the output entropy H of the step's batch
+    energy : list of float, the Hopfield energy E of the state (``sign(z)`` before the annealed step,
+        after the steered one)
+    flips : list of int, bits of ``sign(z)`` the step changed
+    states : list of int8 Tensor of shape (d,), ``sign(z)`` after each step, so a caller that knows the
+        true pattern can count bit errors over the steps
     """
 
     entropy: list[float]
     energy: list[float]
-    weight: list[float]
     flips: list[int]
     states: list[torch.Tensor]
 
 
 class RecoveryResult(NamedTuple):
-    """Outcome of :func:`anneal`.
+    """Outcome of :func:`anneal` and :func:`steer`.
 
-    state : Tensor of shape (d,), the recovered ±1 pattern ``sign(z)``
-    scores : Tensor of shape (d,), the final real scores z
+    state : Tensor of shape (d,), the recovered ±1 pattern (``sign(z)``; for :func:`steer`, recalled from it)
+    z : Tensor of shape (d,), the final real-valued z
     steps : int, steps taken
     trace : RecoveryTrace
     """
 
     state: torch.Tensor
-    scores: torch.Tensor
+    z: torch.Tensor
     steps: int
     trace: RecoveryTrace
 
 
 class _SignSTE(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, scores: torch.Tensor) -> torch.Tensor:
-        return torch.where(scores >= 0, 1.0, -1.0).to(scores.dtype)
+    def forward(ctx, z: torch.Tensor) -> torch.Tensor:
+        return torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:
         return grad_output
 
 
-def sign_ste(scores: torch.Tensor) -> torch.Tensor:
-    """±1 sign of ``scores`` (0 maps to +1) with a straight-through (identity) gradient."""
-    return _SignSTE.apply(scores)
+def sign_ste(z: torch.Tensor) -> torch.Tensor:
+    """±1 sign of ``z`` (0 maps to +1) with a straight-through (identity) gradient; same shape as ``z``."""
+    return _SignSTE.apply(z)
 
 
 def anneal(
@@ -147,7 +159,7 @@ def anneal(
     energy : callable (state) -> scalar Tensor
         Hopfield energy of ``state``, differentiable (e.g. ``memory.energy``).
     init : Tensor of shape (d,)
-        Starting scores z (the reference starts at the stored patterns' mean).
+        Starting z (the reference starts at the stored patterns' mean).
     batches : iterable
         One batch per step; the descent stops after ``config.steps`` or when batches run out.
     config : RecoveryConfig
@@ -156,19 +168,18 @@ def anneal(
     -------
     RecoveryResult
     """
-    if init.dim() != 1:
-        raise ValueError(f"init must be a 1-D score vector of shape (d,); got shape {tuple(init.shape)}.")
-    weight_of = SCHEDULES[config.schedule]
-    scores = init.detach().clone().float().requires_grad_(True)
-    optimizer = torch.optim.SGD([scores], lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    trace = RecoveryTrace([], [], [], [], [])
-    previous = sign_ste(scores).detach()
+    _check_init(init)
+    energy_weight = SCHEDULES[config.schedule]
+    z = init.detach().clone().float().requires_grad_(True)
+    optimizer = torch.optim.SGD([z], lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    trace = RecoveryTrace([], [], [], [])
+    previous = sign_ste(z).detach()
     taken = 0
     for step, batch in enumerate(batches):
         if step >= config.steps:
             break
-        weight = weight_of(step, config.steps)
-        state = sign_ste(scores)
+        weight = energy_weight(step, config.steps)
+        state = sign_ste(z)
         h = entropy(state, batch)
         e = energy(state)
         loss = (1.0 - weight) * h + config.gamma * weight * e
@@ -176,17 +187,16 @@ def anneal(
         loss.backward()
         optimizer.step()
         with torch.no_grad():
-            current = torch.where(scores >= 0, 1.0, -1.0)
+            current = torch.where(z >= 0, 1.0, -1.0)
             trace.flips.append(int((current != previous).sum()))
             trace.states.append(current.to(torch.int8))
             previous = current
         trace.entropy.append(float(h.detach()))
         trace.energy.append(float(e.detach()))
-        trace.weight.append(weight)
         taken += 1
     if taken == 0:
         raise ValueError("no batches were given; recovery needs at least one batch of unlabelled data")
-    final = scores.detach()
+    final = z.detach()
     return RecoveryResult(torch.where(final >= 0, 1.0, -1.0), final, taken, trace)
 
 
@@ -199,14 +209,14 @@ class SteerConfig:
     steps : int
         Descent steps (one data batch each).
     step_size : float
-        RMS change of the scores z per step (the projected gradient is normalised, so this is scale-free).
+        RMS change of z per step (the projected gradient is normalised, so this is scale-free).
     recall_steps : int
         Most synchronous Hopfield steps of the final recall from ``sign(z)``.
     patience : int or None
         Stop the descent early once ``sign(z)`` has not changed for this many consecutive steps (it
         usually settles within two or three); None runs all ``steps``.
     retries : int
-        Used by :func:`supsup_core.hopsupsup.pipeline.recover_task` with memories that keep their patterns: when
+        Used by :func:`supsup_core.hopsupsup.recover.recover_task` with memories that keep their patterns: when
         the recall ends on no stored pattern (a spurious mixture state), descend again from the start
         with more data per step, up to this many times (see :meth:`retry`).
     """
@@ -269,7 +279,7 @@ def steer(
     energy : callable (state) -> scalar Tensor
         Hopfield energy, only recorded in the trace.
     init : Tensor of shape (d,)
-        Starting scores (the stored patterns' mean: the uniform superposition).
+        Starting z (the stored patterns' mean: the uniform superposition).
     batches : iterable of unlabelled batches
     config : SteerConfig
 
@@ -277,34 +287,32 @@ def steer(
     -------
     RecoveryResult (``steps`` counts descent steps; the recall's steps are not included)
     """
-    if init.dim() != 1:
-        raise ValueError(f"init must be a 1-D score vector of shape (d,); got shape {tuple(init.shape)}.")
-    scores = init.detach().clone().float()
-    trace = RecoveryTrace([], [], [], [], [])
-    previous = torch.where(scores >= 0, 1.0, -1.0)
+    _check_init(init)
+    z = init.detach().clone().float()
+    trace = RecoveryTrace([], [], [], [])
+    previous = torch.where(z >= 0, 1.0, -1.0)
     taken = unchanged = 0
     for step, batch in enumerate(batches):
         if step >= config.steps or (config.patience is not None and unchanged >= config.patience):
             break
-        state = scores.clamp(-1.0, 1.0).requires_grad_(True)
+        state = z.clamp(-1.0, 1.0).requires_grad_(True)
         h = entropy(state, batch)
         (grad,) = torch.autograd.grad(h, state)
         with torch.no_grad():
             direction = project(grad)
             rms = direction.pow(2).mean().sqrt()
             if rms > 0:
-                scores -= config.step_size * direction / rms
-            current = torch.where(scores >= 0, 1.0, -1.0)
+                z -= config.step_size * direction / rms
+            current = torch.where(z >= 0, 1.0, -1.0)
             trace.flips.append(int((current != previous).sum()))
             unchanged = unchanged + 1 if trace.flips[-1] == 0 else 0
             trace.states.append(current.to(torch.int8))
             trace.energy.append(float(energy(current)))
             previous = current
         trace.entropy.append(float(h.detach()))
-        trace.weight.append(step / config.steps)
         taken += 1
     if taken == 0:
         raise ValueError("no batches were given; recovery needs at least one batch of unlabelled data")
     with torch.no_grad():
-        state = recall(torch.where(scores >= 0, 1.0, -1.0))
-    return RecoveryResult(state, scores, taken, trace)
+        state = recall(torch.where(z >= 0, 1.0, -1.0))
+    return RecoveryResult(state, z, taken, trace)

@@ -1,8 +1,10 @@
 """Seeded random generators: one independent, reproducible stream per ``(seed, *keys)``.
 
 Every seeded draw in the project (a task's score init and batch order, a recovery's image order, a
-capacity trial's patterns) takes its generator from :func:`seeded_generator`, so streams never overlap
-and no code invents its own ``seed * 1_000_003 + i`` arithmetic.
+capacity trial's patterns) takes its generator from :func:`seeded_generator`, and no code invents its own
+``seed * 1_000_003 + i`` arithmetic. Keys: a training run's task ``t`` draws from ``(seed, t)``; every
+other purpose within a run appends a nonzero purpose constant *last* (``(seed, t, RECOVERY_STREAM)``),
+so its streams never meet a task's (SeedSequence drops trailing zeros, never a trailing nonzero key).
 """
 from __future__ import annotations
 

@@ -7,7 +7,11 @@ import click
 
 from hopfield_masks import DEFAULT_MAX_BYTES, RULES
 from hopfield_masks.checks import parse_nbytes
-from supsup_core.hopsupsup.pipeline import check_store_path, encode_run
+from supsup_core.hopsupsup.encode import (
+    check_store_path,
+    encode_run,
+    packed_mask_nbytes,
+)
 from supsup_core.train.runs import RunDirectory
 from tools.options import (
     FiniteFloatRange,
@@ -70,7 +74,7 @@ def encode(run_dir: Path, rule: str, backend: str, beta: float | None, out_path:
         memory = encode_run(run, rule=rule, backend=backend, device=resolve_device(device), max_bytes=max_bytes,
                             **options)
         memory.save(out_path)
-    packed = memory.count * ((memory.dim + 7) // 8)
+    packed = packed_mask_nbytes(memory.count, memory.dim)
     click.echo(f"stored {memory.count} task(s) of d = {memory.dim} mask bits with rule {rule!r} "
                f"({memory.backend} backend: {memory.nbytes:,} bytes; packed masks would be {packed:,} bytes)")
     click.echo(f"store: {out_path}")

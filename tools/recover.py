@@ -9,7 +9,7 @@ import click
 from hopfield_masks import load_memory
 from hopfield_masks.io import write_json
 from hopfield_masks.recovery import SCHEDULES, RecoveryConfig, SteerConfig
-from supsup_core.hopsupsup.pipeline import RECOVERY_METHODS
+from supsup_core.hopsupsup.methods import RECOVERY_METHODS, recovery_config
 from supsup_core.hopsupsup.report import RunRecovery, read_true_masks, recover_run
 from supsup_core.train.runs import RunDirectory
 from tools.options import (
@@ -25,10 +25,10 @@ from tools.options import (
 def format_recovery(report: RunRecovery) -> str:
     """A plain-text table of a run's recovery (one row per task, then totals)."""
     lines = [f"{'task':>4}  {'bit errors':>10}  {'accuracy':>8}  {'GG acc.':>8}  {'steps':>5}  {'seconds':>7}"]
-    for row in report.tasks:
-        errors = "n/a" if row["bit_errors"] is None else f"{row['bit_errors']}/{row['bits']}"
-        gg = "n/a" if row["gg_accuracy"] is None else f"{row['gg_accuracy']:.4f}"
-        lines.append(f"{row['task_id']:>4}  {errors:>10}  {row['accuracy']:>8.4f}  {gg:>8}  {row['steps']:>5}  {row['seconds']:>7.2f}")
+    for task in report.tasks:
+        errors = "n/a" if task.bit_errors is None else f"{task.bit_errors}/{task.bits}"
+        gg = "n/a" if task.gg_accuracy is None else f"{task.gg_accuracy:.4f}"
+        lines.append(f"{task.task_id:>4}  {errors:>10}  {task.accuracy:>8.4f}  {gg:>8}  {task.steps:>5}  {task.seconds:>7.2f}")
     exact = "n/a (true masks not available)" if report.exact_recoveries is None else f"{report.exact_recoveries}/{len(report.tasks)}"
     gg = "n/a" if report.mean_gg_accuracy is None else f"{report.mean_gg_accuracy:.4f}"
     lines.append(f"method {report.method}: exact recoveries {exact}; mean accuracy {report.mean_accuracy:.4f} "
@@ -37,29 +37,41 @@ def format_recovery(report: RunRecovery) -> str:
     return "\n".join(lines)
 
 
+METHOD_HELP = "; ".join(f"{name}: {entry.summary}" for name, entry in RECOVERY_METHODS.items())
+
+
+def _none_for_zero(ctx: click.Context, param: click.Parameter, value: int) -> int | None:
+    return value or None  # --patience 0 spells SteerConfig(patience=None): never stop early
+
+
 @click.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--store", "store_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="Store file written by `supsup encode`.")
-@click.option("--method", type=click.Choice(RECOVERY_METHODS), default="steered", show_default=True,
-              help="steered (recommended, with a pseudoinverse store: `supsup encode`'s default): memory-projected "
-                   "descent, then recall; reference: the paper's annealed descent (its knobs: --gamma, --lr, "
-                   "--momentum, --weight-decay, --schedule).")
-@click.option("--steps", type=click.IntRange(min=1), default=30, show_default=True, help="Descent steps T (one batch each).")
+@click.option("--method", type=click.Choice(list(RECOVERY_METHODS)), default=next(iter(RECOVERY_METHODS)),
+              show_default=True,
+              help=f"{METHOD_HELP}. Each method's own options are marked reference: or steered: and refused with the other.")
+@click.option("--steps", type=click.IntRange(min=1), default=SteerConfig.steps, show_default=True,
+              help="Descent steps T (one batch each).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Unlabelled images per step.")
-@click.option("--gamma", type=FiniteFloatRange(min=0), default=1.5e-3, show_default=True, help="reference: energy weight γ.")
-@click.option("--lr", type=FiniteFloatRange(min=0, min_open=True), default=500.0, show_default=True, help="reference: SGD lr.")
-@click.option("--momentum", type=FiniteFloatRange(0, 1), default=0.9, show_default=True, help="reference: SGD momentum.")
-@click.option("--weight-decay", type=FiniteFloatRange(min=0), default=1e-4, show_default=True, help="reference: SGD weight decay.")
-@click.option("--schedule", type=click.Choice(sorted(SCHEDULES)), default="linear", show_default=True,
+@click.option("--gamma", type=FiniteFloatRange(min=0), default=RecoveryConfig.gamma, show_default=True,
+              help="reference: energy weight γ.")
+@click.option("--lr", type=FiniteFloatRange(min=0, min_open=True), default=RecoveryConfig.lr, show_default=True,
+              help="reference: SGD lr.")
+@click.option("--momentum", type=FiniteFloatRange(0, 1), default=RecoveryConfig.momentum, show_default=True,
+              help="reference: SGD momentum.")
+@click.option("--weight-decay", type=FiniteFloatRange(min=0), default=RecoveryConfig.weight_decay, show_default=True,
+              help="reference: SGD weight decay.")
+@click.option("--schedule", type=click.Choice(sorted(SCHEDULES)), default=RecoveryConfig.schedule, show_default=True,
               help="reference: how the energy weight t/T ramps up.")
-@click.option("--step-size", type=FiniteFloatRange(min=0, min_open=True), default=0.25, show_default=True,
-              help="steered: RMS change of the scores per step.")
-@click.option("--recall-steps", type=click.IntRange(min=1), default=100, show_default=True,
+@click.option("--step-size", type=FiniteFloatRange(min=0, min_open=True), default=SteerConfig.step_size,
+              show_default=True, help="steered: RMS change of z (whose sign is the recovered mask) per step.")
+@click.option("--recall-steps", type=click.IntRange(min=1), default=SteerConfig.recall_steps, show_default=True,
               help="steered: most Hopfield steps of the final recall.")
-@click.option("--patience", type=click.IntRange(min=0), default=5, show_default=True,
-              help="steered: stop once the sign of the scores has not changed for this many steps (0: run all --steps).")
-@click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
+@click.option("--patience", type=click.IntRange(min=0), default=SteerConfig.patience, show_default=True,
+              callback=_none_for_zero,
+              help="steered: stop once the sign of z has not changed for this many steps (0: run all --steps).")
+@click.option("--retries", type=click.IntRange(min=0), default=SteerConfig.retries, show_default=True,
               help="steered, implicit stores: descend again with more data per step when the recall ends on no stored mask.")
 @click.option("--force", is_flag=True, default=False,
               help="Recover even if the store records another run's weights (it warns instead of refusing).")
@@ -67,17 +79,19 @@ def format_recovery(report: RunRecovery) -> str:
 @seed_option
 @device_option
 @json_option
-def recover(run_dir, store_path, method, steps, batch_size, gamma, lr, momentum, weight_decay, schedule, step_size,
+@click.pass_context
+def recover(ctx, run_dir, store_path, method, steps, batch_size, gamma, lr, momentum, weight_decay, schedule, step_size,
             recall_steps, patience, retries, force, progress, seed, device, json_path):
     """Recover every task's masks of RUN_DIR from the store alone (no task ids, no labels), then score them."""
+    # the method's knobs: only those given are passed, so another method's option is refused, not ignored
+    knobs = {"steps": steps, "gamma": gamma, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
+             "schedule": schedule, "step_size": step_size, "recall_steps": recall_steps, "patience": patience,
+             "retries": retries}
+    given = {name: value for name, value in knobs.items()
+             if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
     try:
-        if method == "reference":
-            config = RecoveryConfig(steps=steps, lr=lr, momentum=momentum, weight_decay=weight_decay, gamma=gamma,
-                                    schedule=schedule)
-        else:
-            config = SteerConfig(steps=steps, step_size=step_size, recall_steps=recall_steps,
-                                 patience=patience or None, retries=retries)
-    except ValueError as err:  # values the option types let through: still a misuse of the options
+        config = recovery_config(method, **given)
+    except ValueError as err:  # values the option types let through, or another method's option: a misuse
         raise click.UsageError(str(err)) from err
     with user_errors(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)

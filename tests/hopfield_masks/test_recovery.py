@@ -7,6 +7,7 @@ from hopfield_masks import make_memory
 from hopfield_masks.recovery import (
     SCHEDULES,
     RecoveryConfig,
+    RecoveryTrace,
     SteerConfig,
     anneal,
     sign_ste,
@@ -58,6 +59,22 @@ def test_reference_descent_reaches_the_pattern_the_objective_points_to(seed):
     assert result.steps == 30 and len(result.trace.states) == 30
 
 
+def test_the_result_holds_z_whose_sign_is_the_state_and_a_trace_entry_per_step():
+    patterns = _patterns(4, 128, 5)
+    memory = make_memory("pseudoinverse", 128, "implicit").store(patterns)
+    annealed = anneal(entropy=_pull_towards(patterns[1]), energy=memory.energy, init=memory.mean_pattern,
+                      batches=[None] * 6, config=RecoveryConfig(steps=6, lr=50.0))
+    assert torch.equal(torch.where(annealed.z >= 0, 1.0, -1.0), annealed.state)
+    steered = steer(entropy=_pull_towards(patterns[1]), project=lambda g: memory.field(g) - memory.field(torch.zeros(128)),
+                    recall=lambda s: memory.recall(s).states[0], energy=memory.energy, init=memory.mean_pattern,
+                    batches=[None] * 6, config=SteerConfig(steps=6, patience=None))
+    # the steered state is recalled from sign(z); the trace's last state is sign(z) itself
+    assert torch.equal(steered.trace.states[-1].float(), torch.where(steered.z >= 0, 1.0, -1.0))
+    assert RecoveryTrace._fields == ("entropy", "energy", "flips", "states")
+    for result in (annealed, steered):
+        assert result.steps == 6 and all(len(values) == 6 for values in result.trace)
+
+
 def test_steered_descent_with_pseudoinverse_recovers_biased_correlated_masks_exactly():
     # biased patterns (P(+1) = 0.2) sharing a common core: the case where Hebbian/Storkey fail
     rng = np.random.default_rng(3)
@@ -106,7 +123,7 @@ def test_bad_configs_are_refused():
         SteerConfig(step_size=0)
     with pytest.raises(ValueError, match="patience must be an integer >= 1 or None"):
         SteerConfig(patience=0)
-    with pytest.raises(ValueError, match="1-D score vector"):
+    with pytest.raises(ValueError, match="init must be a 1-D vector of shape \\(d,\\)"):
         anneal(entropy=_pull_towards(torch.ones(4)), energy=lambda s: s.sum(), init=torch.zeros(2, 4), batches=[None])
 
 

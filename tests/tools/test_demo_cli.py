@@ -42,3 +42,9 @@ def test_demo_refuses_non_finite_epochs(tmp_path):
     result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "demo"), "--epochs", "nan", "--no-progress"])
     assert result.exit_code == 2 and "not a finite number" in result.output
     assert not (tmp_path / "demo").exists()
+
+
+def test_demo_refuses_a_rule_without_the_backend_before_training(tmp_path):
+    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "demo"), "--rule", "storkey", "--no-progress"])
+    assert result.exit_code == 2 and "rule 'storkey' has no implicit backend" in result.output, result.output
+    assert not (tmp_path / "demo").exists()

@@ -205,6 +205,27 @@ def test_recover_refuses_nan_and_inf(small, tmp_path, option, value):
     assert result.exit_code == 2 and "not a finite number" in result.output, result.output
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--gamma", "0.01"], "gamma (--gamma) applies to method 'reference' only, so method 'steered' would ignore it"),
+    (["--method", "steered", "--lr", "500"], "lr (--lr) applies to method 'reference' only"),
+    (["--method", "reference", "--step-size", "0.1"], "step_size (--step-size) applies to method 'steered' only"),
+    (["--method", "reference", "--patience", "0"], "patience (--patience) applies to method 'steered' only"),
+])
+def test_recover_refuses_the_other_methods_options_rather_than_ignore_them(small, tmp_path, args, message):
+    (tmp_path / "none.store").write_text("options are checked before any file is read")
+    result = _invoke("recover", small, "--store", tmp_path / "none.store", *args, "--no-progress")
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_recover_patience_zero_runs_every_step(small, tmp_path):
+    store = tmp_path / "s.store"
+    assert _invoke("encode", small, "--out", store).exit_code == 0
+    result = _invoke("recover", small, "--store", store, "--steps", "4", "--patience", "0", "--retries", "0",
+                     "--no-progress", "--json", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    assert [t["steps"] for t in json.loads((tmp_path / "r.json").read_text())["tasks"]] == [4, 4, 4]
+
+
 @pytest.mark.parametrize("store", ["fifo", "/dev/null"])
 def test_recover_names_a_store_that_is_not_a_regular_file(small, tmp_path, store):
     import os
@@ -227,7 +248,7 @@ def test_recover_json_into_a_missing_folder_is_refused(small, tmp_path):
 def test_encode_bounds_its_float_patterns_too(small, tmp_path):
     # the memory alone fits, but the (K, d) float32 patterns handed to store() do not
     from hopfield_masks import estimate_nbytes
-    from supsup_core.hopsupsup.pipeline import mask_layout
+    from supsup_core.hopsupsup.encode import mask_layout
     from supsup_core.train.runs import RunDirectory
 
     run = RunDirectory.open(small)

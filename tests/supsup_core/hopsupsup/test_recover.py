@@ -1,11 +1,18 @@
-"""recover_task's retries out of spurious states, and find_stored, the test they rest on."""
+"""recover_task: the steered method's retries out of spurious states (and find_stored, the test they rest
+on), its checks, and recovery_batches."""
 import pytest
 import torch
 
 from hopfield_masks import make_memory
-from hopfield_masks.recovery import RecoveryResult, RecoveryTrace, SteerConfig
-from supsup_core.hopsupsup import pipeline
-from supsup_core.hopsupsup.pipeline import mask_layout, recover_task
+from hopfield_masks.recovery import (
+    RecoveryConfig,
+    RecoveryResult,
+    RecoveryTrace,
+    SteerConfig,
+)
+from supsup_core.hopsupsup import methods
+from supsup_core.hopsupsup.encode import mask_layout
+from supsup_core.hopsupsup.recover import recover_task, recovery_batches
 from supsup_core.nn.models import ModelConfig, build_model
 
 
@@ -35,9 +42,9 @@ def _scripted_steer(monkeypatch, states):
     def steer(*, batches, config, init, **_):
         calls.append((config, len(next(batches))))
         state = states[len(calls) - 1]
-        return RecoveryResult(state, state.clone(), config.steps, RecoveryTrace([], [], [], [], []))
+        return RecoveryResult(state, state.clone(), config.steps, RecoveryTrace(entropy=[], energy=[], flips=[], states=[]))
 
-    monkeypatch.setattr(pipeline, "steer", steer)
+    monkeypatch.setattr(methods, "steer", steer)
     return calls
 
 
@@ -102,12 +109,12 @@ def _digits(n):
 def test_recovery_batches_refuse_a_batch_size_below_one(batch_size):
     # -5 looped forever, 0 failed inside range()
     with pytest.raises(ValueError, match="batch_size must be"):
-        next(pipeline.recovery_batches(_digits(10), batch_size=batch_size, generator=torch.Generator()))
+        next(recovery_batches(_digits(10), batch_size=batch_size, generator=torch.Generator()))
 
 
 def test_recovery_batches_refuse_empty_data():
     with pytest.raises(ValueError, match="data holds no images"):
-        next(pipeline.recovery_batches(_digits(0), batch_size=4, generator=torch.Generator()))
+        next(recovery_batches(_digits(0), batch_size=4, generator=torch.Generator()))
 
 
 @pytest.mark.parametrize("real_outputs, message", [(0, "real_outputs must be >= 1"), (11, "the model has 10 outputs, fewer than the 11")])
@@ -124,15 +131,26 @@ def test_the_default_method_is_the_steered_one(model, monkeypatch):
     assert len(calls) == 1 and isinstance(calls[0][0], SteerConfig)
 
 
-def test_the_recovery_plot_is_written_atomically_and_touches_nothing_beside_it(tmp_path):
-    from supsup_core.hopsupsup.plot import plot_recovery
-    from supsup_core.hopsupsup.report import RunRecovery
+def test_a_config_of_the_other_method_is_refused(model):
+    memory, _ = _memory(model, "implicit")
+    with pytest.raises(TypeError, match="method 'steered' takes a SteerConfig; got RecoveryConfig"):
+        recover_task(model, memory, _batches(), real_outputs=10, method="steered", config=RecoveryConfig())
+    with pytest.raises(TypeError, match="method 'reference' takes a RecoveryConfig; got SteerConfig"):
+        recover_task(model, memory, _batches(), real_outputs=10, method="reference", config=SteerConfig())
+    with pytest.raises(ValueError, match="method must be one of \\['steered', 'reference'\\]"):
+        recover_task(model, memory, _batches(), real_outputs=10, method="annealed")
 
-    row = {"task_id": 0, "entropy_per_step": [1.0, 0.5], "energy_per_step": [-3.0, -4.0], "bit_errors_per_step": [5, 0]}
-    report = RunRecovery("steered", [row], 1.0, 1.0, 1, 0.1, 100, 10)
-    beside = tmp_path / ".recovery.png.tmp"  # the fixed temp name the plot used to write and rename away
-    beside.write_text("someone else's file")
-    path = plot_recovery(report, tmp_path / "recovery.png")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert beside.read_text() == "someone else's file"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".recovery.png.tmp", "recovery.png"]
+
+def test_the_reference_method_runs_the_annealed_descent_from_the_mean_pattern(model, monkeypatch):
+    memory, patterns = _memory(model, "implicit")
+    seen = []
+
+    def anneal(*, init, config, **_):
+        seen.append((init.clone(), config))
+        return RecoveryResult(patterns[2], init.clone(), 4, RecoveryTrace(entropy=[], energy=[], flips=[], states=[]))
+
+    monkeypatch.setattr(methods, "anneal", anneal)
+    found = recover_task(model, memory, _batches(), real_outputs=10, method="reference")
+    assert torch.equal(found.state, patterns[2]) and (found.steps, found.attempts) == (4, 1)
+    assert torch.equal(seen[0][0], memory.mean_pattern.float()) and seen[0][1] == RecoveryConfig()
+    assert set(found.masks) == set(mask_layout(model).names)
