@@ -13,7 +13,12 @@ from supsup_core.nn.supermask import MASK_KINDS, SCORE_INITS
 from supsup_core.train.continual import check_compatible, train_run
 from supsup_core.train.methods import METHODS
 from supsup_core.train.runs import RunConfig, RunDirectory
-from supsup_core.train.training import DEFAULT_ITERATIONS, OPTIMIZERS, TrainConfig, uses_fused_rmsprop
+from supsup_core.train.training import (
+    DEFAULT_ITERATIONS,
+    OPTIMIZERS,
+    TrainConfig,
+    uses_fused_rmsprop,
+)
 from tools.options import (
     FiniteFloatRange,
     device_option,
@@ -21,6 +26,7 @@ from tools.options import (
     seed_option,
     user_errors,
 )
+
 
 def format_matrix(matrix: list[list[float]]) -> str:
     """The accuracy matrix as aligned text, one row per trained task."""

@@ -207,7 +207,7 @@ def train_nn_run(run: RunDirectory, config: NNConfig, *, evaluation: GNConfig | 
     evaluated again with ``supsup evaluate RUN --scenario GNs``. results.json records ``scenario: "NN"``,
     ``masks_allocated`` against ``true_tasks``, ``mask_of_task``, every check, and the GN evaluation
     (``evaluation.scenario``) of every true task's test set with ``mask_of_task`` as the right answer.
-    Holds the run's lock throughout (:class:`supsup_core.train.runs.RunBusyError` if another process writes it).
+    Holds the run's lock throughout (:class:`supsup_core.train.run_lock.RunBusyError` if another process writes it).
 
     Parameters
     ----------

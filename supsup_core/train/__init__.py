@@ -1,11 +1,73 @@
 """Training: one supermask per task, continual runs, run directories, metrics and GG evaluation."""
+
 from supsup_core.train.continual import RunResult, check_compatible, train_run
 from supsup_core.train.evaluation import EvaluationResult, evaluate_gg
 from supsup_core.train.methods import METHODS, get_method
-from supsup_core.train.metrics import average_accuracy, bwt, check_accuracy_matrix, forgetting_initial, forgetting_max, summarize
+from supsup_core.train.metrics import (
+    average_accuracy,
+    bwt,
+    check_accuracy_matrix,
+    forgetting_initial,
+    forgetting_max,
+    summarize,
+)
 from supsup_core.train.results import RESULTS_SCHEMA_VERSION, RunResults, TaskRecord
 from supsup_core.train.run_lock import RunBusyError
-from supsup_core.train.runs import FORMAT_VERSION, MASK_FORMAT, READS_FORMATS, RunConfig, RunDirectory, TaskState
-from supsup_core.train.training import DEFAULT_ITERATIONS, OPTIMIZERS, TrainConfig, TrainResult, evaluate_task, evaluate_tasks, make_optimizer, optimizer_implementation, task_generator, train_task, uses_fused_rmsprop
+from supsup_core.train.runs import (
+    FORMAT_VERSION,
+    MASK_FORMAT,
+    READS_FORMATS,
+    RunConfig,
+    RunDirectory,
+    TaskState,
+)
+from supsup_core.train.training import (
+    DEFAULT_ITERATIONS,
+    OPTIMIZERS,
+    TrainConfig,
+    TrainResult,
+    evaluate_task,
+    evaluate_tasks,
+    make_optimizer,
+    optimizer_implementation,
+    task_generator,
+    train_task,
+    uses_fused_rmsprop,
+)
 
-__all__ = ["DEFAULT_ITERATIONS", "EvaluationResult", "FORMAT_VERSION", "MASK_FORMAT", "METHODS", "OPTIMIZERS", "READS_FORMATS", "RESULTS_SCHEMA_VERSION", "RunBusyError", "RunConfig", "RunDirectory", "RunResult", "RunResults", "TaskRecord", "TaskState", "TrainConfig", "TrainResult", "average_accuracy", "bwt", "check_accuracy_matrix", "check_compatible", "evaluate_gg", "evaluate_task", "evaluate_tasks", "forgetting_initial", "forgetting_max", "get_method", "make_optimizer", "optimizer_implementation", "summarize", "task_generator", "train_run", "train_task", "uses_fused_rmsprop"]
+__all__ = [
+    "DEFAULT_ITERATIONS",
+    "EvaluationResult",
+    "FORMAT_VERSION",
+    "MASK_FORMAT",
+    "METHODS",
+    "OPTIMIZERS",
+    "READS_FORMATS",
+    "RESULTS_SCHEMA_VERSION",
+    "RunBusyError",
+    "RunConfig",
+    "RunDirectory",
+    "RunResult",
+    "RunResults",
+    "TaskRecord",
+    "TaskState",
+    "TrainConfig",
+    "TrainResult",
+    "average_accuracy",
+    "bwt",
+    "check_accuracy_matrix",
+    "check_compatible",
+    "evaluate_gg",
+    "evaluate_task",
+    "evaluate_tasks",
+    "forgetting_initial",
+    "forgetting_max",
+    "get_method",
+    "make_optimizer",
+    "optimizer_implementation",
+    "summarize",
+    "task_generator",
+    "train_run",
+    "train_task",
+    "uses_fused_rmsprop",
+]

@@ -15,8 +15,8 @@ from supsup_core.data.streams import (
     build_stream,
 )
 from supsup_core.nn import modes
-from supsup_core.train.metrics import summarize
 from supsup_core.train.methods import get_method
+from supsup_core.train.metrics import summarize
 from supsup_core.train.results import RunResults, TaskRecord
 from supsup_core.train.runs import RunConfig, RunDirectory
 from supsup_core.train.training import evaluate_tasks, task_generator, train_task

@@ -51,7 +51,6 @@ from supsup_core.nn import modes
 from supsup_core.nn.models import ModelConfig
 from supsup_core.nn.task_modules import task_modules
 from supsup_core.train import run_lock
-from supsup_core.train.run_lock import RunBusyError
 from supsup_core.train.methods import get_method
 from supsup_core.train.results import RunResults
 from supsup_core.train.training import TrainConfig

@@ -19,7 +19,8 @@ from supsup_core.nn.models import ModelConfig
 from supsup_core.train import continual
 from supsup_core.train.continual import train_run
 from supsup_core.train.results import RunResults
-from supsup_core.train.runs import RunBusyError, RunConfig, RunDirectory
+from supsup_core.train.run_lock import RunBusyError
+from supsup_core.train.runs import RunConfig, RunDirectory
 from supsup_core.train.training import TrainConfig
 from tests.supsup_core.lock_holder import hold_lock
 
