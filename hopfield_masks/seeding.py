@@ -5,6 +5,8 @@ capacity trial's patterns) takes its generator from :func:`seeded_generator`, an
 ``seed * 1_000_003 + i`` arithmetic. Keys: a training run's task ``t`` draws from ``(seed, t)``; every
 other purpose within a run appends a nonzero purpose constant *last* (``(seed, t, RECOVERY_STREAM)``),
 so its streams never meet a task's (SeedSequence drops trailing zeros, never a trailing nonzero key).
+A capacity sweep (``(seed, TRIAL_STREAM, trial)``, its own program) draws no run's streams, so its key
+order, kept so its published tables reproduce, cannot collide with anything it runs beside.
 """
 from __future__ import annotations
 

@@ -39,8 +39,10 @@ class RunResults:
     tasks : list of TaskRecord
         How each row's task was trained.
     finished_tasks : set of int
-        Tasks trained and evaluated. A run trained task after task finishes ``{0..n-1}``; a trainer that
-        finishes tasks out of order (several processes) records them here all the same.
+        Tasks trained and evaluated. A trainer that finishes tasks out of order (several processes) records
+        them here all the same. :func:`supsup_core.train.continual.train_run` trains task after task: it
+        keeps the rows of the leading finished tasks and rebuilds every row from the first gap on (a row
+        of the accuracy matrix holds every earlier task).
     finished : bool
         Every task of the stream is finished.
     average_accuracy, bwt, forgetting_max, forgetting_initial : float or None

@@ -206,6 +206,9 @@ class RunDirectory:
                         f"{run.path} holds a run with a different config ({'; '.join(changes)}); a run resumes only with "
                         "the options it was started with. Repeat the original options or choose a new --out directory."
                     )
+                if read_json(run.path / "config.json", what="run config").get("format_version") != FORMAT_VERSION:
+                    # an older run resumed by this code: its new task files are format 3, so its config says so too
+                    write_json(run.path / "config.json", config.to_dict())
                 return run
             run._refuse_foreign()
             write_json(run.path / "config.json", config.to_dict())
@@ -368,15 +371,20 @@ class RunDirectory:
 
     def write_task(self, model: nn.Module, task_id: int) -> Path:
         """Write every task module's state of ``task_id``: boolean tensors bit-packed, others as they are."""
-        tensors, bits = {}, {}
+        tensors, bits, names = {}, {}, list(task_modules(model))
         for name, module in task_modules(model).items():
             for key, value in module.task_state(task_id).items():
+                if not isinstance(key, str) or not key or "." in key:
+                    raise ValueError(f"task module {name!r} ({type(module).__name__}) names a piece of its task_state {key!r}; "
+                                     "keys must be non-empty strings without '.' (the file joins module and key with one). "
+                                     "Rename it in the module's task_state and add_frozen_task.")
                 if value.dtype == torch.bool:
                     tensors[f"bits.{name}.{key}"] = pack_bits(value.flatten().to(torch.uint8))
                     bits[f"{name}.{key}"] = {"shape": list(value.shape), "density": float(value.float().mean())}
                 else:
                     tensors[f"state.{name}.{key}"] = value
-        meta = {"format": MASK_FORMAT, "format_version": str(FORMAT_VERSION), "task_id": str(task_id), "bits": json.dumps(bits)}
+        meta = {"format": MASK_FORMAT, "format_version": str(FORMAT_VERSION), "task_id": str(task_id), "bits": json.dumps(bits),
+                "modules": json.dumps(names)}  # every task module, also one whose state is empty
         with self.locked():
             return _save_checked(self.mask_path(task_id), tensors, meta)
 
@@ -401,7 +409,14 @@ class RunDirectory:
                 for info in layout.values()):
             raise ValueError(f"{path}: its 'bits' metadata must map each packed tensor to {{'shape': [...], 'density': ...}}; "
                              f"got {meta.get('bits')!r:.100}. The file is corrupted. {fix}")
-        modules: dict[str, dict[str, torch.Tensor]] = {}
+        try:
+            names = json.loads(meta["modules"]) if "modules" in meta else []  # format 2: modules follow from the tensors
+        except json.JSONDecodeError:
+            names = None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"{path}: its 'modules' metadata must list the task modules' names; got {meta.get('modules')!r:.100}. "
+                             f"The file is corrupted. {fix}")
+        modules: dict[str, dict[str, torch.Tensor]] = {name: {} for name in names}
         for full, info in layout.items():
             numel = math.prod(info["shape"])
             packed = tensors.get(f"bits.{full}")

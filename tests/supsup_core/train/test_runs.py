@@ -208,3 +208,25 @@ def test_a_format_2_run_is_read_and_resumes_without_retraining(tmp_path, digits,
     monkeypatch.setattr(continual, "train_task", lambda *a, **k: trained.append(a[1]))
     again, result = _train(run.path, digits)  # the same options: no config difference is reported
     assert trained == [] and result.accuracy_matrix == first.accuracy_matrix and result.resumed_from == 3
+    assert json.loads((run.path / "config.json").read_text())["format_version"] == 3  # the files it writes now are
+
+
+def test_a_task_state_key_the_file_cannot_separate_from_its_module_is_refused_before_writing(tmp_path, digits):
+    run, _ = _train(tmp_path / "run", digits, _config(num_tasks=1))
+    model = run.load_model()
+    layer = next(iter(modes.masked_layers(model).values()))
+    layer.task_state = lambda task_id: {"ctx.gain": torch.ones(2)}
+    before = run.mask_path(0).read_bytes()
+    with pytest.raises(ValueError, match="keys must be non-empty strings without '.'"):
+        run.write_task(model, 0)
+    assert run.mask_path(0).read_bytes() == before
+
+
+def test_a_finished_set_with_a_gap_rebuilds_the_rows_from_the_gap_on(tmp_path, digits, monkeypatch):
+    run, first = _train(tmp_path / "run", digits)
+    results = run.read_results()
+    results.finished_tasks = {0, 2}  # e.g. task 1's evaluation was lost
+    run.write_results(results)
+    _, again = _train(run.path, digits)
+    assert again.resumed_from == 1 and again.accuracy_matrix == first.accuracy_matrix
+    assert run.finished_tasks() == {0, 1, 2}
