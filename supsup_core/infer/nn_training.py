@@ -249,6 +249,9 @@ def _train_nn_run(run: RunDirectory, config: NNConfig, evaluation: GNConfig | No
                   stream: TaskStream | None, progress: bool) -> NNRunResults:
     if run.saved_tasks() or run.results_path.exists():
         raise ValueError(f"{run.path} already holds masks or results; NN runs are not resumable. Choose a new --out directory.")
+    if run.config.method != "supsup":  # the novelty check superposes supermasks: it is SupSup's own scenario
+        raise ValueError(f"the NN scenario allocates SupSup supermasks, but the run's method is {run.config.method!r}; "
+                         "train it with --method supsup, or task by task (--scenario GG).")
     stream = stream if stream is not None else build_stream(run.config.stream, device)
     check_compatible(run, stream)
     evaluation = evaluation if evaluation is not None else default_nn_evaluation(stream)

@@ -119,3 +119,13 @@ def test_a_frozen_task_trains_nothing_so_the_optimizer_refuses_it():
     assert modes.task_parameters(model, 0) == []
     with pytest.raises(ValueError, match="task 0 of this model has nothing to train: it is frozen"):
         make_optimizer(model, 0, TrainConfig())
+
+
+def test_the_nn_scenario_refuses_a_method_other_than_supsup(tmp_path, toy_method):
+    from supsup_core.infer.nn_training import NNConfig, train_nn_run
+
+    config = _config(method=toy_method)
+    run = RunDirectory.create(tmp_path / "run", config)
+    with pytest.raises(ValueError, match="NN scenario allocates SupSup supermasks, but the run's method is 'toy-context'"):
+        train_nn_run(run, NNConfig(train=config.train))
+    assert not run.saved_tasks() and not run.results_path.exists()
