@@ -19,7 +19,11 @@ from supsup_core.train.runs import (
     READS_FORMATS,
     RunConfig,
     RunDirectory,
+)
+from supsup_core.train.task_state import (
     TaskState,
+    task_state_from_tensors,
+    task_state_tensors,
 )
 from supsup_core.train.training import (
     DEFAULT_ITERATIONS,
@@ -67,6 +71,8 @@ __all__ = [
     "optimizer_implementation",
     "summarize",
     "task_generator",
+    "task_state_from_tensors",
+    "task_state_tensors",
     "train_run",
     "train_task",
     "uses_fused_rmsprop",

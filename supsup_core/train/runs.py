@@ -26,13 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
-import math
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, NamedTuple, Protocol
+from typing import Any, Iterator, Mapping, Protocol
 
 import torch
 from torch import nn
@@ -45,7 +43,6 @@ from hopfield_masks.io import (
     temp_file_target,
     write_json,
 )
-from hopfield_masks.patterns import pack_bits, unpack_bits
 from supsup_core.data.streams import StreamConfig
 from supsup_core.nn import modes
 from supsup_core.nn.models import ModelConfig
@@ -53,9 +50,14 @@ from supsup_core.nn.task_modules import task_modules
 from supsup_core.train import run_lock
 from supsup_core.train.methods import get_method
 from supsup_core.train.results import RunResults
+from supsup_core.train.task_state import (
+    TaskState,
+    task_state_from_tensors,
+    task_state_tensors,
+)
 from supsup_core.train.training import TrainConfig
 
-__all__ = ["RunConfig", "TaskState", "RunDirectory", "FORMAT_VERSION", "READS_FORMATS", "MASK_FORMAT"]
+__all__ = ["RunConfig", "RunDirectory", "FORMAT_VERSION", "READS_FORMATS", "MASK_FORMAT"]
 
 # 2: weights, mask and scores files carry a checksum (1 had none); 3: task files hold any task module's
 # state ("bits."/"state." tensors) and config.json names the method
@@ -129,17 +131,6 @@ class RunConfig:
                        transfer=bool(data.get("transfer", False)), method=data.get("method", "supsup"))
         except (KeyError, TypeError, AttributeError) as err:
             raise ValueError(f"run config is missing or has malformed fields ({type(err).__name__}: {err}); re-create the run.") from err
-
-
-class TaskState(NamedTuple):
-    """One task as stored: each task module's ``task_state`` by module name (boolean tensors as bool)."""
-
-    modules: dict[str, dict[str, torch.Tensor]]
-
-    @property
-    def masks(self) -> dict[str, torch.Tensor]:
-        """The binary supermasks by masked layer name (the modules whose state is ``{"mask": ...}``)."""
-        return {name: state["mask"] for name, state in self.modules.items() if "mask" in state}
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -371,20 +362,8 @@ class RunDirectory:
 
     def write_task(self, model: nn.Module, task_id: int) -> Path:
         """Write every task module's state of ``task_id``: boolean tensors bit-packed, others as they are."""
-        tensors, bits, names = {}, {}, list(task_modules(model))
-        for name, module in task_modules(model).items():
-            for key, value in module.task_state(task_id).items():
-                if not isinstance(key, str) or not key or "." in key:
-                    raise ValueError(f"task module {name!r} ({type(module).__name__}) names a piece of its task_state {key!r}; "
-                                     "keys must be non-empty strings without '.' (the file joins module and key with one). "
-                                     "Rename it in the module's task_state and add_frozen_task.")
-                if value.dtype == torch.bool:
-                    tensors[f"bits.{name}.{key}"] = pack_bits(value.flatten().to(torch.uint8))
-                    bits[f"{name}.{key}"] = {"shape": list(value.shape), "density": float(value.float().mean())}
-                else:
-                    tensors[f"state.{name}.{key}"] = value
-        meta = {"format": MASK_FORMAT, "format_version": str(FORMAT_VERSION), "task_id": str(task_id), "bits": json.dumps(bits),
-                "modules": json.dumps(names)}  # every task module, also one whose state is empty
+        tensors, entries = task_state_tensors(model, task_id)
+        meta = {"format": MASK_FORMAT, "format_version": str(FORMAT_VERSION), "task_id": str(task_id), **entries}
         with self.locked():
             return _save_checked(self.mask_path(task_id), tensors, meta)
 
@@ -394,43 +373,7 @@ class RunDirectory:
         tensors, meta = _load_checked(path, what=f"mask file of task {task_id}", fmt=MASK_FORMAT, fix=fix)
         if meta.get("task_id") != str(task_id):
             raise ValueError(f"{path} holds task {meta.get('task_id')!r}, not {task_id}; it was renamed. {fix}")
-        if meta["format_version"] == "2":  # masks as "mask.<layer>", described by a "masks" entry
-            meta = {**meta, "bits": meta.get("masks", "")}
-            tensors = {f"bits.{k[len('mask.'):]}.mask" if k.startswith("mask.") else k: v for k, v in tensors.items()}
-        try:
-            layout = json.loads(meta.get("bits", ""))
-        except json.JSONDecodeError:
-            layout = None
-        if meta["format_version"] == "2" and isinstance(layout, dict):
-            layout = {f"{name}.mask": info for name, info in layout.items()}
-        if not isinstance(layout, dict) or not all(
-                isinstance(info, dict) and isinstance(info.get("shape"), list)
-                and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in info["shape"])
-                for info in layout.values()):
-            raise ValueError(f"{path}: its 'bits' metadata must map each packed tensor to {{'shape': [...], 'density': ...}}; "
-                             f"got {meta.get('bits')!r:.100}. The file is corrupted. {fix}")
-        try:
-            names = json.loads(meta["modules"]) if "modules" in meta else []  # format 2: modules follow from the tensors
-        except json.JSONDecodeError:
-            names = None
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise ValueError(f"{path}: its 'modules' metadata must list the task modules' names; got {meta.get('modules')!r:.100}. "
-                             f"The file is corrupted. {fix}")
-        modules: dict[str, dict[str, torch.Tensor]] = {name: {} for name in names}
-        for full, info in layout.items():
-            numel = math.prod(info["shape"])
-            packed = tensors.get(f"bits.{full}")
-            if packed is None or packed.dtype != torch.uint8 or packed.numel() != math.ceil(numel / 8):
-                raise ValueError(f"{path}: packed tensor {full!r} is missing or has the wrong size; the file is corrupted. {fix}")
-            module, _, key = full.rpartition(".")
-            modules.setdefault(module, {})[key] = unpack_bits(packed, numel).bool().view(info["shape"])
-        for full, value in tensors.items():
-            if full.startswith("state."):
-                module, _, key = full[len("state."):].rpartition(".")
-                modules.setdefault(module, {})[key] = value
-            elif not (full.startswith("bits.") and full[len("bits."):] in layout):
-                raise ValueError(f"{path} holds a tensor {full!r} that its metadata does not describe; the file is corrupted. {fix}")
-        return TaskState(modules)
+        return task_state_from_tensors(tensors, meta, where=path, fix=fix)
 
     def delete_task_masks(self, task_id: int) -> None:
         """Remove the mask file of ``task_id`` (e.g. once a Hopfield memory holds it)."""
