@@ -1,3 +1,21 @@
-"""Baselines beside SupSup (parameter superposition, BatchEnsemble, bounds): planned, empty for now."""
+"""Baselines beside SupSup (parameter superposition, BatchEnsemble, bounds): so far the PSP contexts."""
 
-__all__ = []
+from supsup_core.baselines.contexts import (
+    CONTEXT_KINDS,
+    CONTEXT_STREAM,
+    binary_context,
+    complex_context,
+    context_nbytes,
+    rotation_context,
+    task_context,
+)
+
+__all__ = [
+    "CONTEXT_KINDS",
+    "CONTEXT_STREAM",
+    "binary_context",
+    "complex_context",
+    "context_nbytes",
+    "rotation_context",
+    "task_context",
+]
