@@ -10,8 +10,8 @@ input of N features:
 
 With ``powers``, task ``t`` uses ``C^(t+1)`` of one drawn context ``C`` (rotation and complex only), so
 nothing is stored per task. Every draw comes from :func:`hopfield_masks.seeding.seeded_generator` with
-the run's seed, the task id and :data:`CONTEXT_STREAM` last, so a context never shares a stream with a
-task's score or batch draws.
+the run's seed, the task id, the layer's index and :data:`CONTEXT_STREAM` last, so a context never shares
+a stream with another layer's or with a task's score or batch draws.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ __all__ = ["CONTEXT_KINDS", "CONTEXT_STREAM", "rotation_context", "complex_conte
            "task_context", "context_nbytes"]
 
 CONTEXT_STREAM = 3
-"""Purpose key of the context draws: task t's context comes from ``seeded_generator(seed, t, CONTEXT_STREAM)``."""
+"""Purpose key of the context draws: layer l's context of task t comes from ``seeded_generator(seed, t, l, CONTEXT_STREAM)``."""
 
 
 def rotation_context(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -60,7 +60,7 @@ CONTEXT_KINDS: dict[str, Callable[[int, torch.Generator], torch.Tensor]] = {
 }
 
 
-def task_context(kind: str, n: int, *, seed: int, task_id: int, powers: bool = False) -> torch.Tensor:
+def task_context(kind: str, n: int, *, seed: int, task_id: int, layer: int = 0, powers: bool = False) -> torch.Tensor:
     """The context of task ``task_id`` of a run seeded ``seed``: an ``(n, n)`` matrix for rotation, else a vector.
 
     Parameters
@@ -70,6 +70,8 @@ def task_context(kind: str, n: int, *, seed: int, task_id: int, powers: bool = F
         Input features of the layer the context acts on.
     seed, task_id : int
         The run's seed and the task; the same pair always gives the same context.
+    layer : int
+        Which layer of the network (0, 1, ...): each layer draws its own contexts.
     powers : bool
         Task ``t`` uses ``C^(t+1)`` of the one context ``C`` drawn for task 0 (rotation and complex only:
         a binary context squared is the identity).
@@ -77,12 +79,13 @@ def task_context(kind: str, n: int, *, seed: int, task_id: int, powers: bool = F
     check_choice(kind, "context kind", CONTEXT_KINDS, "Use rotation, complex or binary.")
     check_int(n, "n", minimum=1, fix="Give the layer's number of input features.")
     check_int(task_id, "task_id", minimum=0)
+    check_int(layer, "layer", minimum=0)
     if powers and kind == "binary":
         raise ValueError("powers of a binary context repeat every second task (C² = I); use --context-powers with "
                          "rotation or complex contexts only.")
     if not powers:
-        return CONTEXT_KINDS[kind](n, seeded_generator(seed, task_id, CONTEXT_STREAM))
-    base = CONTEXT_KINDS[kind](n, seeded_generator(seed, 0, CONTEXT_STREAM))
+        return CONTEXT_KINDS[kind](n, seeded_generator(seed, task_id, layer, CONTEXT_STREAM))
+    base = CONTEXT_KINDS[kind](n, seeded_generator(seed, 0, layer, CONTEXT_STREAM))
     if kind == "rotation":
         return torch.linalg.matrix_power(base.double(), task_id + 1).float()
     return base ** (task_id + 1)

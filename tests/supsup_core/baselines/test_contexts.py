@@ -38,6 +38,7 @@ def test_a_context_is_fixed_by_seed_and_task_and_differs_between_tasks(kind):
     assert torch.equal(a, task_context(kind, 32, seed=5, task_id=3))
     assert not torch.equal(a, task_context(kind, 32, seed=5, task_id=4))
     assert not torch.equal(a, task_context(kind, 32, seed=6, task_id=3))
+    assert not torch.equal(a, task_context(kind, 32, seed=5, task_id=3, layer=1))  # each layer its own
 
 
 @pytest.mark.parametrize("kind", ["rotation", "complex"])
