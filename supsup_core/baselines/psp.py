@@ -61,14 +61,19 @@ class PSPLinear(TaskModule):
             weight = torch.complex(weight, imag) / math.sqrt(2)
         self.weight = nn.Parameter(weight)
         self.bias = nn.Parameter((torch.rand(self.out_features, generator=generator) * 2 - 1) * bound)
-        self._contexts: list[torch.Tensor] = []
+        self._num_tasks = 0  # task t's context is the non-persistent buffer context_t: it follows .to(), is never saved
         self._task_id = 0
         for _ in range(num_tasks):
             self.add_task()
 
     @property
     def num_tasks(self) -> int:
-        return len(self._contexts)
+        return self._num_tasks
+
+    def context(self, task_id: int) -> torch.Tensor:
+        """Task ``task_id``'s context: an (in, in) matrix for rotation, an (in,) vector otherwise."""
+        self._check_task(task_id)
+        return getattr(self, f"context_{task_id}")
 
     def context_nbytes(self) -> int:
         """Bytes of context this layer holds per task in memory (0 with powers); the run directory stores none."""
@@ -79,21 +84,20 @@ class PSPLinear(TaskModule):
         """Draw the next task's context (fixed by seed, task id and layer; ``generator`` is not used)."""
         if init:
             raise ValueError(f"a PSP layer's task has no state to start from (its context is drawn); got {sorted(init)}.")
-        context = task_context(self.kind, self.in_features, seed=self.seed, task_id=len(self._contexts),
-                               layer=self.layer, powers=self.powers)
-        self._contexts.append(context.to(self.weight.device))
-        return len(self._contexts) - 1
+        task_id = self._num_tasks
+        context = task_context(self.kind, self.in_features, seed=self.seed, task_id=task_id, layer=self.layer,
+                               powers=self.powers)
+        self.register_buffer(f"context_{task_id}", context.to(self.weight.device), persistent=False)
+        self._num_tasks += 1
+        return task_id
 
     def set_task(self, task_id: int) -> None:
-        if not 0 <= task_id < len(self._contexts):
-            raise ValueError(f"task_id {task_id} is out of range: this layer holds {len(self._contexts)} context(s); "
-                             "call add_task() first.")
+        self._check_task(task_id)
         self._task_id = int(task_id)
 
     def task_state(self, task_id: int) -> dict[str, torch.Tensor]:
         """Nothing: the context is rebuilt from the run's seed, the task id and the layer index."""
-        if not 0 <= task_id < len(self._contexts):
-            raise ValueError(f"task_id {task_id} is out of range: this layer holds {len(self._contexts)} context(s).")
+        self._check_task(task_id)
         return {}
 
     def add_frozen_task(self, state: Mapping[str, torch.Tensor]) -> int:
@@ -104,13 +108,13 @@ class PSPLinear(TaskModule):
         """The shared weight and bias: every task trains them."""
         return [self.weight, self.bias]
 
-    def _apply(self, fn, recurse=True):  # contexts are plain tensors (rebuilt, never saved): follow .to(device)
-        module = super()._apply(fn, recurse)
-        self._contexts = [c.to(self.weight.device) for c in self._contexts]
-        return module
+    def _check_task(self, task_id: int) -> None:
+        if not 0 <= task_id < self._num_tasks:
+            raise ValueError(f"task_id {task_id} is out of range: this layer holds {self._num_tasks} context(s); "
+                             "call add_task() first.")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        context = self._contexts[self._task_id]
+        context = self.context(self._task_id)
         if self.kind == "rotation":
             return F.linear(x @ context.to(x.dtype).T, self.weight, self.bias)
         if self.kind == "binary":

@@ -90,13 +90,12 @@ class RunResults:
             if not isinstance(data.get(key, []), list):
                 raise ValueError(f"results.json: {key!r} must be a list; got {type(data[key]).__name__}. "
                                  f"It was not written by `supsup train`. {fix}".rstrip())
-        records = []
+        records, fields = [], {f.name for f in dataclasses.fields(TaskRecord)}
         for info in data.get("tasks", []):
             if not isinstance(info, Mapping) or isinstance(info.get("task_id"), bool) or not isinstance(info.get("task_id"), int):
                 raise ValueError(f"results.json: every entry of 'tasks' must be an object with an integer task_id; "
                                  f"got {info!r:.80}. {fix}".rstrip())
-            names = {f.name for f in dataclasses.fields(TaskRecord)}
-            records.append(TaskRecord(**{k: v for k, v in info.items() if k in names}))
+            records.append(TaskRecord(**{k: v for k, v in info.items() if k in fields}))
         finished = data.get("finished_tasks")
         if finished is None:  # schema 0: one row per finished task, in order
             finished = [r.task_id for r in records[: len(data.get("accuracy_matrix", []))]]

@@ -424,7 +424,9 @@ class RunDirectory:
 
     def read_results(self) -> RunResults:
         """results.json of a task-by-task run, or empty results (no finished task) when there is none yet."""
-        data = self.read_results_data()
+        return self._results_of(self.read_results_data())
+
+    def _results_of(self, data: dict[str, Any]) -> RunResults:
         if data.get("scenario", "GG") != "GG":
             raise ValueError(f"{self.path} holds an {data['scenario']} run (masks allocated without task ids), not one "
                              "trained task by task; evaluate it with `supsup evaluate --scenario GNs`.")
@@ -435,7 +437,8 @@ class RunDirectory:
 
     def finished_tasks(self) -> set[int]:
         """The tasks trained and evaluated (empty for a run that is not trained task by task)."""
-        return self.read_results().finished_tasks if self.scenario() in (None, "GG") else set()
+        data = self.read_results_data()
+        return self._results_of(data).finished_tasks if data.get("scenario", "GG") == "GG" else set()
 
     def write_results(self, results: _Results) -> Path:
         """Write ``results`` (a results dataclass: :class:`RunResults`, or the NN scenario's) atomically."""

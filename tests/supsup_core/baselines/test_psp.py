@@ -35,6 +35,7 @@ def test_tasks_differ_only_by_their_context_and_train_the_shared_weight(generato
     assert not torch.allclose(layer(x), first)
     assert layer.task_parameters(0) == layer.task_parameters(1) == [layer.weight, layer.bias]
     assert layer.task_state(1) == {} and layer.context_nbytes() == 4 * 8
+    assert "context_1" not in layer.state_dict()  # rebuilt from the seed, never saved
 
 
 def test_a_frozen_task_redraws_the_same_context_so_a_reload_matches(generator):
@@ -53,7 +54,7 @@ def test_the_model_level_helpers_reach_psp_layers(generator):
     model = torch.nn.Sequential(PSPLinear(4, 4, kind="complex", seed=1, layer=0, generator=generator), torch.nn.ReLU(),
                                 PSPLinear(4, 2, kind="complex", seed=1, layer=1, generator=generator))
     assert list(task_modules(model)) == ["0", "2"] and modes.add_task(model) == 0 and modes.num_tasks(model) == 1
-    assert not torch.equal(model[0]._contexts[0], model[2]._contexts[0])  # each layer its own context
+    assert not torch.equal(model[0].context(0), model[2].context(0))  # each layer its own context
     model(torch.randn(2, 4, generator=generator)).sum().backward()
     assert model[0].weight.grad is not None and model[0].weight.grad.dtype == torch.complex64
 
