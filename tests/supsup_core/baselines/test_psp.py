@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from supsup_core.baselines.contexts import task_context
-from supsup_core.baselines.psp import PSPLinear
+from supsup_core.baselines.psp import PSPConv2d, PSPLinear
 from supsup_core.nn import modes
 from supsup_core.nn.task_modules import task_modules
 
@@ -67,3 +67,13 @@ def test_bad_psp_layers_name_the_fix():
         layer.set_task(0)
     with pytest.raises(ValueError, match="no state to start from"):
         layer.add_task({"scores": torch.zeros(2)})
+
+
+@pytest.mark.parametrize("make", [lambda: PSPLinear(4, 3, kind="rotation", seed=0, num_tasks=2),
+                                  lambda: PSPConv2d(2, 3, 2, kind="complex", seed=0, num_tasks=2)])
+def test_contexts_follow_the_layer_to_a_device_and_stay_out_of_the_state_dict(make):
+    layer = make()
+    assert list(layer.state_dict()) == ["weight", "bias"]
+    layer.to("meta")  # a device without CUDA: every tensor of the module must go along
+    assert {layer.context(t).device.type for t in range(2)} == {"meta"}
+    assert layer.add_task() == 2 and layer.context(2).device.type == "meta"
