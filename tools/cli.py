@@ -6,6 +6,7 @@ import logging
 import click
 
 from tools.capacity import capacity
+from tools.compare import compare
 from tools.demo import demo
 from tools.encode import encode
 from tools.evaluate import evaluate
@@ -21,5 +22,5 @@ def main(verbose: bool) -> None:
 
 
 # Each command lives in its own module under tools/ and is registered here explicitly.
-for command in (demo, train, evaluate, encode, recover, capacity):
+for command in (demo, train, evaluate, compare, encode, recover, capacity):
     main.add_command(command)
