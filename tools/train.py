@@ -1,6 +1,7 @@
 """`supsup train`: learn one supermask per task over fixed random weights into a resumable run directory."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
@@ -11,7 +12,8 @@ from supsup_core.infer.nn_training import NNConfig, train_nn_run
 from supsup_core.nn.models import MODELS, ModelConfig
 from supsup_core.nn.supermask import MASK_KINDS, SCORE_INITS
 from supsup_core.train.continual import check_compatible, train_run
-from supsup_core.train.methods import METHODS
+from supsup_core.nn.method import Method
+from supsup_core.train.methods import METHODS, get_method
 from supsup_core.train.runs import RunConfig, RunDirectory
 from supsup_core.train.training import (
     DEFAULT_ITERATIONS,
@@ -33,11 +35,35 @@ def format_matrix(matrix: list[list[float]]) -> str:
     return "\n".join(f"  after task {i:>3}: " + " ".join(f"{a:.4f}" for a in row) for i, row in enumerate(matrix))
 
 
+def _given(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
+
+
+def _method_defaults(ctx: click.Context, method: Method, values: dict) -> dict:
+    """``values`` with the method's reference settings (optimizer, lr, shared_lr) where the user gave none."""
+    return {key: method.train_defaults[key] if key in method.train_defaults and not _given(ctx, key) else value
+            for key, value in values.items()}
+
+
+def _refuse_method_options(ctx: click.Context, method: Method, scenario: str) -> None:
+    """Options that mean nothing for the chosen method are refused with the reason (before anything is written)."""
+    if not method.uses_masks:
+        for name in ("mask_kind", "density", "score_init", "save_scores", "transfer"):
+            if _given(ctx, name):
+                flag = {"mask_kind": "mask"}.get(name, name).replace("_", "-")
+                raise click.UsageError(f"--{flag} configures supermasks, but --method {method.name} trains none; drop it, "
+                                       "or use --method supsup.")
+    if scenario == "NN" and method.name != "supsup":
+        raise click.UsageError(f"--scenario NN allocates SupSup supermasks without task ids; --method {method.name} trains "
+                               "task by task only. Drop --scenario NN, or use --method supsup.")
+    if _given(ctx, "shared_lr") and not any(method.trains_shared(t) for t in range(2)):
+        raise click.UsageError(f"--shared-lr sets the learning rate of weights shared between tasks, but --method "
+                               f"{method.name} trains none; drop it.")
+
+
 def _refuse_ignored_options(ctx: click.Context, scenario: str, model_config: ModelConfig, save_scores: bool) -> None:
     """Options that would have no effect are refused with the reason, never silently ignored."""
-    def given(name: str) -> bool:
-        return ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
-
+    given = functools.partial(_given, ctx)
     kind = model_config.mask_config().kind
     if given("density") and kind != "topk":
         raise click.UsageError(f"--density sets the fraction kept by top-k masks, but this run's masks are {kind} masks "
@@ -56,8 +82,12 @@ def _refuse_ignored_options(ctx: click.Context, scenario: str, model_config: Mod
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Folder of MNIST IDX files (flat or MNIST/raw/); default: scikit-learn's 8x8 digits.")
 @click.option("--model", "model_name", type=click.Choice(sorted(MODELS)), required=True, help="Architecture.")
-@click.option("--method", type=click.Choice(sorted(METHODS)), default="supsup", show_default=True,
-              help="Continual-learning method (supsup_core.train.methods.METHODS); recorded in config.json.")
+@click.option("--method", type=click.Choice(list(METHODS)), default="supsup", show_default=True,
+              help="Continual-learning method (supsup_core.train.methods.METHODS); recorded in config.json. The "
+                   "baselines (psp-*, batchensemble, finetune*, separate) build lenet or fc1024 and take the "
+                   "reference's optimizer settings where --optimizer/--lr/--shared-lr are not given.")
+@click.option("--context-powers", is_flag=True,
+              help="psp-rotation/psp-complex: task t uses the (t+1)-th power of one context (nothing stored per task).")
 @click.option("--num-tasks", type=click.IntRange(min=1), required=True)
 @click.option("--iterations", type=click.IntRange(min=1), default=None, help=f"Batches per task (default {DEFAULT_ITERATIONS}).")
 @click.option("--epochs", type=FiniteFloatRange(min=0, min_open=True), default=None, help="Epochs per task (instead of --iterations).")
@@ -66,6 +96,8 @@ def _refuse_ignored_options(ctx: click.Context, scenario: str, model_config: Mod
 @click.option("--lr", type=FiniteFloatRange(min=0, min_open=True), default=1e-4, show_default=True)
 @click.option("--momentum", type=FiniteFloatRange(min=0), default=None, help="SGD/RMSprop momentum (default 0.9 for SGD, 0 for RMSprop).")
 @click.option("--weight-decay", type=FiniteFloatRange(min=0), default=0.0, show_default=True)
+@click.option("--shared-lr", type=FiniteFloatRange(min=0, min_open=True), default=None,
+              help="Learning rate of weights shared between tasks (psp-*, finetune*, batchensemble's first task); default --lr.")
 @click.option("--mask", "mask_kind", type=click.Choice(MASK_KINDS), default=None, help="Mask kind (default per model).")
 @click.option("--density", "--sparsity", "density", type=FiniteFloatRange(min=0, max=1, min_open=True), default=0.5,
               show_default=True, help="Fraction of weights kept by top-k masks (refused with threshold masks); "
@@ -85,9 +117,9 @@ def _refuse_ignored_options(ctx: click.Context, scenario: str, model_config: Mod
 @device_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run directory (resumed if it exists).")
 @click.pass_context
-def train(ctx, dataset, data_dir, model_name, method, num_tasks, iterations, epochs, batch_size, optimizer, lr, momentum,
-          weight_decay, mask_kind, density, score_init, output_size, width, save_scores, transfer, scenario, check_every, epsilon,
-          progress, seed, device, out) -> None:
+def train(ctx, dataset, data_dir, model_name, method, context_powers, num_tasks, iterations, epochs, batch_size, optimizer, lr,
+          momentum, weight_decay, shared_lr, mask_kind, density, score_init, output_size, width, save_scores, transfer, scenario,
+          check_every, epsilon, progress, seed, device, out) -> None:
     """Train one supermask per task (GG; rerun the same command to resume) or without task ids (NN).
 
     Every option is checked, and the data read, before anything is written. Errors in the options exit
@@ -100,8 +132,11 @@ def train(ctx, dataset, data_dir, model_name, method, num_tasks, iterations, epo
         raise click.UsageError("give either --iterations or --epochs, not both.")
     dev = resolve_device(device)
     try:
-        train_config = TrainConfig(iterations=iterations, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                                   lr=lr, momentum=momentum, weight_decay=weight_decay)
+        method_object = get_method(method, seed=seed, context_powers=context_powers)
+        _refuse_method_options(ctx, method_object, scenario)
+        settings = _method_defaults(ctx, method_object, {"optimizer": optimizer, "lr": lr, "shared_lr": shared_lr})
+        train_config = TrainConfig(iterations=iterations, epochs=epochs, batch_size=batch_size, momentum=momentum,
+                                   weight_decay=weight_decay, **settings)
         stream_config = StreamConfig(dataset=dataset, num_tasks=num_tasks, seed=seed,
                                      data_dir=str(data_dir.resolve()) if data_dir is not None else None)
     except ValueError as err:
@@ -114,7 +149,7 @@ def train(ctx, dataset, data_dir, model_name, method, num_tasks, iterations, epo
                                    output_size=output_size or stream.num_classes, width=width,
                                    mask_kind=mask_kind, density=density, score_init=score_init)
         config = RunConfig(model=model_config, stream=stream_config, train=train_config, seed=seed,
-                           save_scores=save_scores, transfer=transfer, method=method)
+                           save_scores=save_scores, transfer=transfer, method=method, context_powers=context_powers)
         nn_config = NNConfig(train=train_config, check_every=check_every, epsilon=epsilon) if scenario == "NN" else None
         check_compatible(config, stream)  # before anything is written
     except ValueError as err:
@@ -132,10 +167,16 @@ def train(ctx, dataset, data_dir, model_name, method, num_tasks, iterations, epo
             click.echo(f"resuming {out}: {len(done)} of {num_tasks} task(s) already finished")
         result = train_run(run, device=dev, stream=stream, progress=progress,
                            on_task_end=lambda t, row: click.echo(f"task {t}: " + " ".join(f"{a:.4f}" for a in row)))
-        bits = run.read_results().mask_bits_per_task
+        results = run.read_results()
     click.echo(f"accuracy matrix (R[i][j]: task j after training task i):\n{format_matrix(result.accuracy_matrix)}")
-    click.echo(" ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
-    click.echo(f"bytes per task mask file: {result.mask_bytes_per_task[-1]} (d/8 = {bits / 8:.0f} for d = {bits} mask bits)")
+    metrics = {**result.metrics, **({"fwt": results.fwt} if results.fwt is not None else {})}
+    click.echo(" ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    bits = results.mask_bits_per_task
+    if method_object.uses_masks:
+        click.echo(f"bytes per task mask file: {result.mask_bytes_per_task[-1]} (d/8 = {bits / 8:.0f} for d = {bits} mask bits)")
+    else:
+        click.echo(f"bytes per task: {result.mask_bytes_per_task[-1]} in its task file, {results.memory_bytes_per_task} in memory; "
+                   f"shared weights: {results.shared_bytes}")
     click.echo(f"results: {run.results_path}")
 
 

@@ -1,4 +1,4 @@
-"""Baselines beside SupSup (parameter superposition, BatchEnsemble, bounds): so far the PSP contexts and linear layer."""
+"""Baselines beside SupSup (parameter superposition, BatchEnsemble, bounds): so far the PSP contexts and layers."""
 
 from supsup_core.baselines.contexts import (
     CONTEXT_KINDS,
@@ -9,11 +9,12 @@ from supsup_core.baselines.contexts import (
     rotation_context,
     task_context,
 )
-from supsup_core.baselines.psp import PSPLinear
+from supsup_core.baselines.psp import PSPConv2d, PSPLinear
 
 __all__ = [
     "CONTEXT_KINDS",
     "CONTEXT_STREAM",
+    "PSPConv2d",
     "PSPLinear",
     "binary_context",
     "complex_context",

@@ -126,6 +126,7 @@ def encode_run(run: RunDirectory, *, rule: str = "pseudoinverse", backend: str =
         No masks; a task's mask file missing (the others would be renumbered); a model with per-task
         modules besides its masks; the memory too large.
     """
+    run.require_masks("a Hopfield memory of masks (HopSupSup)")
     tasks = _tasks_to_encode(run, num_tasks)
     model = run.load_model("cpu", num_tasks=0)
     _check_maskable(model)

@@ -147,6 +147,7 @@ def recover_run(
     -------
     RunRecovery
     """
+    run.require_masks("recovering masks from a Hopfield memory")
     model = run.load_model(device, num_tasks=0)  # fixed weights only: no task masks are loaded
     layout = check_store_matches(memory, model)
     check_store_of_run(memory, run, force=force)

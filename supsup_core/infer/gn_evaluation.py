@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Iterable, NamedTuple, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from supsup_core.checks import check_choice, check_output_size, check_positive
 from supsup_core.data.streams import TaskData, TaskStream, build_stream
+from supsup_core.infer.exhaustive import infer_task_exhaustive
 from supsup_core.infer.inference import INFERENCE
 from supsup_core.infer.nn_results import NNRunResults
 from supsup_core.infer.objectives import OBJECTIVES, Objective
@@ -40,6 +41,7 @@ __all__ = [
     "GNResult",
     "check_scenario_options",
     "evaluate_gn",
+    "evaluate_gn_exhaustive",
     "evaluate_run_gn",
 ]
 
@@ -196,6 +198,42 @@ def evaluate_gn(model: nn.Module, masks: PackedMasks, tasks: Sequence[TaskData],
     objective = Objective(config.objective, config.real_outputs)
     infer = INFERENCE[config.inference]
     candidates = torch.arange(masks.num_tasks)  # the learned tasks only
+    return _evaluate_groups(
+        tasks, config, mask_of_task, progress,
+        infer_group=lambda x: infer(model, x, masks, objective, candidates).task_id,
+        correct_with=lambda task_id, x, y: _correct(model, masks, task_id, x, y, config))
+
+
+def evaluate_gn_exhaustive(model: nn.Module, tasks: Sequence[TaskData], config: GNConfig, *,
+                           progress: bool = False) -> GNResult:
+    """Accuracy of every task without task ids, each group's task found by exhaustive search
+    (:func:`supsup_core.infer.exhaustive.infer_task_exhaustive`: lowest mean entropy over the learned tasks).
+
+    For methods whose tasks differ by more than masks (BatchEnsemble's factors); ``model`` holds the
+    learned tasks ``0..len(tasks)-1``. Only the entropy objective applies; ``config.inference`` is not used.
+    """
+    if config.objective != "entropy":
+        raise ValueError(f"exhaustive task inference compares output entropies; got objective {config.objective!r}. "
+                         "Use --objective entropy.")
+    learned = modes.num_tasks(model)
+    if not tasks or learned < len(tasks):
+        raise ValueError(f"{len(tasks)} test sets but the model holds {learned} learned task(s); pass one test set per learned task.")
+    candidates = list(range(learned))
+
+    def correct_with(task_id: int, x: Tensor, y: Tensor) -> Tensor:
+        modes.set_task(model, task_id)
+        return correct(model, x, y, num_classes=config.real_outputs, batch_size=config.batch_size)
+
+    return _evaluate_groups(
+        tasks, config, range(len(tasks)), progress,
+        infer_group=lambda x: infer_task_exhaustive(model, x, candidates, real_outputs=config.real_outputs).task_id,
+        correct_with=correct_with)
+
+
+def _evaluate_groups(tasks: Sequence[TaskData], config: GNConfig, mask_of_task: Sequence[int], progress: bool, *,
+                     infer_group: Callable[[Tensor], int], correct_with: Callable[[int, Tensor, Tensor], Tensor]) -> GNResult:
+    """The GN loop: cut each task's images into groups, infer each group's task with ``infer_group(x)``, and
+    score it with ``correct_with(task_id, x, y)`` (per-image bool) as the scenario says."""
     start = time.perf_counter()
     per_task, per_task_inference, own_mask, inferences, right = [], [], [], 0, 0
     for task_id, data in enumerate(tqdm(tasks, desc=f"{config.scenario} {config.inference}", disable=not progress, leave=False)):
@@ -206,19 +244,19 @@ def evaluate_gn(model: nn.Module, masks: PackedMasks, tasks: Sequence[TaskData],
             raise ValueError(f"task {task_id} has no test images; check the data stream.")
         # Near-equal groups (sizes differ by at most one), so no group is a lone leftover image.
         groups = torch.tensor_split(torch.arange(n, device=x.device), math.ceil(n / config.images_per_inference))
-        inferred = torch.tensor([infer(model, x[g], masks, objective, candidates).task_id for g in groups])
+        inferred = torch.tensor([infer_group(x[g]) for g in groups])
         inferences += len(groups)
         right += int((inferred == own).sum())
         per_task_inference.append(int((inferred == own).sum()) / len(groups))
-        true_hits = _correct(model, masks, own, x, y, config)
+        true_hits = correct_with(own, x, y)
         own_mask.append(int(true_hits.sum()) / n)
         hits = torch.zeros(n, dtype=torch.bool, device=x.device)
         for guess in inferred.unique().tolist():
             chosen = torch.cat([g for g, t in zip(groups, inferred.tolist()) if t == guess])
             if guess == own:
                 hits[chosen] = true_hits[chosen]
-            elif config.scenario == "GNs":  # shared labels: the wrong mask's predictions still count
-                hits[chosen] = _correct(model, masks, guess, x[chosen], y[chosen], config)
+            elif config.scenario == "GNs":  # shared labels: the wrong task's predictions still count
+                hits[chosen] = correct_with(guess, x[chosen], y[chosen])
             # GNu: a wrongly inferred group scores 0 (hits stay False)
         per_task.append(int(hits.sum()) / n)
     return GNResult(
@@ -261,6 +299,10 @@ def evaluate_run_gn(run: RunDirectory, config: GNConfig, *, device: torch.device
         Default: built from the run's stream config on ``device``.
     progress : bool
     """
+    method = run.config.build_method()
+    if method.task_inference is None:
+        raise ValueError(f"{run.path} was trained with --method {run.config.method}, which has no way to find a task without "
+                         "its id; evaluate it with --scenario GG.")
     saved = run.saved_tasks()
     if not saved:
         raise ValueError(f"the run in {run.path} holds no trained task (no mask files); train it first with `supsup train`.")
@@ -273,6 +315,9 @@ def evaluate_run_gn(run: RunDirectory, config: GNConfig, *, device: torch.device
     task_ids = range(stream.num_tasks) if mask_of_task is not None else saved
     if mask_of_task is None and len(saved) > stream.num_tasks:
         raise ValueError(f"the run holds {len(saved)} tasks but its stream has {stream.num_tasks}; the run directory is inconsistent.")
+    if method.task_inference == "exhaustive-entropy":
+        model = run.load_model(device)
+        return evaluate_gn_exhaustive(model, [stream.test_set(t) for t in saved], config, progress=progress)
     model = run.load_model(device, num_tasks=0)
     masks = PackedMasks.from_task_masks(run.read_task(t).masks for t in saved).to(device)
     tasks = [stream.test_set(t) for t in task_ids]

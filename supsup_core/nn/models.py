@@ -15,7 +15,7 @@ from supsup_core.nn.layers import FixedLinear, MaskedBatchNorm, MaskedLinear
 from supsup_core.nn.resnets import ResNet18, ResNet50
 from supsup_core.nn.supermask import MASK_KINDS, SCORE_INITS, MaskConfig
 
-__all__ = ["ModelConfig", "FCNet", "BNNet", "MODELS", "DEFAULT_WIDTHS", "build_model"]
+__all__ = ["ModelConfig", "FCNet", "BNNet", "MODELS", "DEFAULT_WIDTHS", "FC_MODELS", "fc_hidden_sizes", "build_model"]
 
 # Default width per model: first hidden layer (lenet, fc1024, bnnet) or base channels (resnets).
 DEFAULT_WIDTHS = {"lenet": 300, "fc1024": 1024, "bnnet": 2048, "resnet18": 20, "resnet50": 64}
@@ -154,15 +154,19 @@ class BNNet(nn.Module):
         return self.out(x)
 
 
-def _lenet(config: ModelConfig, generator: torch.Generator | None) -> nn.Module:
-    width = config.resolved_width()
-    return FCNet(in_features=math.prod(config.input_shape), hidden=(width, max(1, width // 3)),
-                 output_size=config.output_size, mask_config=config.mask_config(), generator=generator)
+FC_MODELS = ("lenet", "fc1024")
+"""The fully connected architectures: :func:`fc_hidden_sizes` gives their hidden widths."""
 
 
-def _fc1024(config: ModelConfig, generator: torch.Generator | None) -> nn.Module:
+def fc_hidden_sizes(config: ModelConfig) -> tuple[int, ...]:
+    """Hidden widths of a fully connected model: LeNet ``(w, w // 3)`` (300-100), FC 1024 ``(w, w)``."""
+    check_choice(config.name, "fully connected model", FC_MODELS)
     width = config.resolved_width()
-    return FCNet(in_features=math.prod(config.input_shape), hidden=(width, width),
+    return (width, max(1, width // 3)) if config.name == "lenet" else (width, width)
+
+
+def _fcnet(config: ModelConfig, generator: torch.Generator | None) -> nn.Module:
+    return FCNet(in_features=math.prod(config.input_shape), hidden=fc_hidden_sizes(config),
                  output_size=config.output_size, mask_config=config.mask_config(), generator=generator)
 
 
@@ -185,8 +189,8 @@ def _resnet(cls) -> Callable[[ModelConfig, torch.Generator | None], nn.Module]:
 
 
 MODELS: dict[str, Callable[[ModelConfig, torch.Generator | None], nn.Module]] = {
-    "lenet": _lenet,
-    "fc1024": _fc1024,
+    "lenet": _fcnet,
+    "fc1024": _fcnet,
     "bnnet": _bnnet,
     "resnet18": _resnet(ResNet18),
     "resnet50": _resnet(ResNet50),

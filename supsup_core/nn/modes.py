@@ -68,14 +68,16 @@ def task_masks(model: nn.Module, task_id: int) -> dict[str, torch.Tensor]:
 
 
 def add_task(model: nn.Module, init: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
-             generator: torch.Generator | None = None) -> int:
-    """Allocate one more task in every task module and return its id.
+             generator: torch.Generator | None = None) -> int | None:
+    """Allocate one more task in every task module and return its id (None for a model with no task modules).
 
     ``init`` maps module names to the state a module starts from (e.g. ``{"layers.0": {"scores": t}}``
     for transfer); a module it does not name draws its own from ``generator``.
     """
-    ids = {module.add_task(None if init is None else init.get(name), generator=generator)
-           for name, module in task_modules(model).items()}
+    modules = task_modules(model)
+    if not modules:  # a model with no per-task state (one network fine-tuned through every task)
+        return None
+    ids = {module.add_task(None if init is None else init.get(name), generator=generator) for name, module in modules.items()}
     if len(ids) != 1:
         raise ValueError(f"task modules returned different task ids {sorted(ids)}; the model is inconsistent")
     return ids.pop()

@@ -15,11 +15,17 @@ from supsup_core.data.streams import (
     build_stream,
 )
 from supsup_core.nn import modes
-from supsup_core.train.methods import get_method
-from supsup_core.train.metrics import summarize
+from supsup_core.nn.method import Method
+from supsup_core.train.metrics import fwt, summarize
 from supsup_core.train.results import RunResults, TaskRecord
 from supsup_core.train.runs import RunConfig, RunDirectory
-from supsup_core.train.training import evaluate_tasks, task_generator, train_task
+from supsup_core.train.training import (
+    evaluate_task,
+    evaluate_tasks,
+    make_shared_optimizer,
+    task_generator,
+    train_task,
+)
 
 __all__ = ["RunResult", "check_compatible", "train_run"]
 
@@ -162,51 +168,120 @@ def train_run(
         return _train_run(run, device, stream, progress, on_task_end)
 
 
+def _shared_resume_point(run: RunDirectory, method: Method, saved: set[int], num_tasks: int) -> int:
+    """The last task whose shared weights ``shared.safetensors`` holds (-1: none), with ``saved`` cut to the task
+    files that are valid against it.
+
+    A task file written after the last shared state, by a task that trained shared weights (or followed
+    one that did), lost those weights in a crash: it is dropped from ``saved`` and trained again. A task file
+    missing at or before the shared state can be retrained alone only if no task from it on trained shared
+    weights (BatchEnsemble's later tasks); otherwise the run cannot be repaired (``ValueError``).
+    """
+    shared = run.read_shared()
+    done = shared.after_task if shared is not None else -1
+    if done >= num_tasks:
+        raise ValueError(f"{run.shared_path} holds the weights after task {done}, but the run has {num_tasks} tasks; it "
+                         "belongs to another run. Train the run again into a new --out directory.")
+    saved -= {t for t in saved if t > done and any(method.trains_shared(j) for j in range(done + 1, t + 1))}
+    for t in range(done + 1):
+        if t not in saved and any(method.trains_shared(j) for j in range(t, done + 1)):
+            raise ValueError(
+                f"task {t} of {run.path} has no task file, but the weights its method ({run.config.method}) shares between "
+                f"tasks were trained further after it (the run holds them after task {done}), so task {t} cannot be "
+                "trained again alone. Train the run again into a new --out directory.")
+    return done
+
+
+def _check_rows_rebuildable(run: RunDirectory, method: Method, kept: int, done: int) -> None:
+    """Row ``i`` is evaluated with the weights after task ``i``; only the latest shared weights are kept, so a
+    lost row ``i < done`` can be rebuilt only if no task in ``i+1..done`` trained shared weights."""
+    for i in range(kept, done):
+        if any(method.trains_shared(j) for j in range(i + 1, done + 1)):
+            raise ValueError(
+                f"results.json of {run.path} has lost the row of task {i}, which needs the shared weights as they were "
+                f"after task {i}; the run keeps only the latest (after task {done}). Train the run again into a new "
+                "--out directory (or restore results.json).")
+
+
 def _train_run(run: RunDirectory, device: torch.device | str, stream: TaskStream | None, progress: bool,
                on_task_end: Callable[[int, list[float]], None] | None) -> RunResult:
-    config, method = run.config, get_method(run.config.method)
+    config = run.config
+    method = config.build_method()
     stream = stream if stream is not None else build_stream(config.stream, device)
     check_compatible(run, stream)
     if run.scenario() == "NN":
         raise ValueError(f"{run.path} holds an NN run (masks allocated without task ids); it cannot be continued task by task. Choose a new --out directory.")
+    num_tasks = stream.num_tasks
     results = run.read_results()
     saved = set(run.saved_tasks())
-    kept = _kept_rows(results, saved, stream.num_tasks)
+    done_shared = _shared_resume_point(run, method, saved, num_tasks)
+    kept = _kept_rows(results, saved, num_tasks)
+
+    def accuracy_of(model: nn.Module, task_id: int) -> float:
+        return evaluate_task(model, task_id, stream, batch_size=config.train.eval_batch_size)
+
+    # b_j of forward transfer: every task with the weights before any training, where the method defines it
+    if results.initial_accuracy is None or len(results.initial_accuracy) != num_tasks:
+        results.initial_accuracy = method.untrained_task_accuracy(
+            run.load_model(device, num_tasks=0, initial_weights=True), accuracy_of, range(num_tasks))
+    full = results.initial_accuracy is not None
+    if full:
+        kept = min(kept, len(results.accuracy_matrix_full or []))
+    _check_rows_rebuildable(run, method, kept, done_shared)
     # the training record of a task whose mask file stays is kept, whatever happens to its results row
     records = {record.task_id: record for record in results.tasks if record.task_id in saved}
     del results.accuracy_matrix[kept:], results.mask_bytes_per_task[kept:], results.tasks[kept:]
+    results.accuracy_matrix_full = (results.accuracy_matrix_full or [])[:kept] if full else None
     results.finished_tasks = set(range(kept))
     model = run.load_model(device, num_tasks=0)
     results.method, results.dataset, results.model = config.method, config.stream.dataset, config.model.name
-    results.num_tasks, results.data_note, results.mask_bits_per_task = stream.num_tasks, stream.note, _mask_bits(model)
+    results.num_tasks, results.data_note, results.mask_bits_per_task = num_tasks, stream.note, _mask_bits(model)
+    results.shared_bytes = method.shared_bytes(model)
+    shared_params = method.shared_parameters(model)
+    shared_optimizer = make_shared_optimizer(shared_params, config.train)
+    shared_state = run.read_shared()
+    if shared_optimizer is not None and shared_state is not None and shared_state.optimizer is not None:
+        shared_optimizer.load_state_dict(shared_state.optimizer)
     score_sum = _ScoreSum(run) if config.transfer else None
-    for task_id in range(stream.num_tasks):
+    for task_id in range(num_tasks):
         record = records.get(task_id, TaskRecord(task_id))
         if task_id in saved:
             run.add_frozen(model, run.read_task(task_id))
         else:
             generator = task_generator(config.seed, task_id)
             method.start_task(model, init=score_sum.mean(task_id) if score_sum is not None else None, generator=generator)
+            trains_shared = method.trains_shared(task_id)
+            for p in shared_params:
+                p.requires_grad_(trains_shared)
             trained = train_task(model, task_id, stream, config.train, generator=generator, progress=progress,
-                                 params=method.task_parameters(model, task_id))
+                                 params=method.task_parameters(model, task_id),
+                                 shared_optimizer=shared_optimizer if trains_shared else None)
             if config.save_scores:
                 run.write_scores(model, task_id)
             if score_sum is not None:
                 score_sum.add(task_id, {name: layer.task_scores(task_id) for name, layer in modes.masked_layers(model).items()})
             method.finish_task(model, task_id)
             run.write_task(model, task_id)
+            if trains_shared:  # the boundary: weights and optimizer after this task, in one atomic file
+                run.write_shared(model, task_id, shared_optimizer)
             record = TaskRecord(task_id, trained=True, iterations=trained.iterations, final_loss=trained.final_loss,
                                 seconds=trained.seconds, optimizer=trained.optimizer)
+        for p in shared_params:
+            p.requires_grad_(False)
         if task_id < kept:
             continue
         row = evaluate_tasks(model, stream, range(task_id + 1), batch_size=config.train.eval_batch_size)
         results.accuracy_matrix.append(row)
+        if full:
+            results.accuracy_matrix_full.append(row + method.untrained_task_accuracy(model, accuracy_of, range(task_id + 1, num_tasks)))
         results.mask_bytes_per_task.append(run.mask_bytes(task_id))
+        results.memory_bytes_per_task = method.memory_bytes_per_task(model, task_id)
         results.tasks.append(record)
         results.finished_tasks.add(task_id)
         for key, value in summarize(results.accuracy_matrix).items():
             setattr(results, key, value)
-        results.finished = results.finished_tasks == set(range(stream.num_tasks))
+        results.fwt = fwt(results.accuracy_matrix_full, results.initial_accuracy) if full else None
+        results.finished = results.finished_tasks == set(range(num_tasks))
         run.write_results(results)
         if on_task_end is not None:
             on_task_end(task_id, row)

@@ -47,6 +47,19 @@ class RunResults:
         Every task of the stream is finished.
     average_accuracy, bwt, forgetting_max, forgetting_initial : float or None
         :func:`supsup_core.train.metrics.summarize` of the matrix (None before the first task).
+    accuracy_matrix_full : list of lists of float, optional
+        Row ``i`` holds the accuracy of *every* task ``0..T-1`` after training task ``i``, where the method
+        gives a task not yet trained a meaning (PSP: its context over the current weights; fine-tuning:
+        the one network); None for methods that have no state for an untrained task (SupSup: no mask yet).
+    initial_accuracy : list of float, optional
+        Accuracy of every task before any training (the ``b_j`` of forward transfer), where defined.
+    fwt : float, optional
+        Forward transfer :func:`supsup_core.train.metrics.fwt` (needs the full matrix and ``initial_accuracy``).
+    memory_bytes_per_task : int, optional
+        Bytes the method holds in memory for each task beyond what all tasks share (SupSup: the packed
+        mask, d/8; PSP: the contexts; BatchEnsemble: the factors; a separate model: all its weights).
+    shared_bytes : int, optional
+        Bytes of the state every task shares (the weights), once per run.
     """
 
     method: str = "supsup"
@@ -64,6 +77,11 @@ class RunResults:
     bwt: float | None = None
     forgetting_max: float | None = None
     forgetting_initial: float | None = None
+    accuracy_matrix_full: list[list[float]] | None = None
+    initial_accuracy: list[float] | None = None
+    fwt: float | None = None
+    memory_bytes_per_task: int | None = None
+    shared_bytes: int | None = None
     scenario: str = "GG"
     schema_version: int = RESULTS_SCHEMA_VERSION
 

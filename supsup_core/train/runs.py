@@ -10,6 +10,9 @@ Layout::
                                     density in the metadata (a supermask is "bits.<layer>.mask"), others as
                                     "state.<module>.<key>" (per-task BatchNorm statistics)
     RUN/scores/task_000.safetensors task 0's float scores by layer (only with save_scores)
+    RUN/shared.safetensors          methods that train shared weights (PSP, fine-tuning, BatchEnsemble):
+                                    those weights after the last finished task and the optimizer kept over
+                                    them, in one file ("model.<key>", "optimizer.<param>.<key>")
     RUN/results.json                accuracy_matrix (row i: tasks 0..i after training task i), metrics and
                                     the finished tasks (supsup_core.train.results)
     RUN/.lock                       held (flock) by the one process writing the run, see supsup_core.train.run_lock
@@ -26,11 +29,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Protocol
+from typing import Any, Iterator, Mapping, NamedTuple, Protocol
 
 import torch
 from torch import nn
@@ -45,6 +49,7 @@ from hopfield_masks.io import (
 )
 from supsup_core.data.streams import StreamConfig
 from supsup_core.nn import modes
+from supsup_core.nn.method import Method
 from supsup_core.nn.models import ModelConfig
 from supsup_core.nn.task_modules import task_modules
 from supsup_core.train import run_lock
@@ -57,7 +62,7 @@ from supsup_core.train.task_state import (
 )
 from supsup_core.train.training import TrainConfig
 
-__all__ = ["RunConfig", "RunDirectory", "FORMAT_VERSION", "READS_FORMATS", "MASK_FORMAT"]
+__all__ = ["RunConfig", "RunDirectory", "SharedState", "FORMAT_VERSION", "READS_FORMATS", "MASK_FORMAT"]
 
 # 2: weights, mask and scores files carry a checksum (1 had none); 3: task files hold any task module's
 # state ("bits."/"state." tensors) and config.json names the method
@@ -66,12 +71,22 @@ READS_FORMATS = (2, 3)
 MASK_FORMAT = "supsup-task-masks"
 WEIGHTS_FORMAT = "supsup-weights"
 SCORES_FORMAT = "supsup-task-scores"
+SHARED_FORMAT = "supsup-shared-state"
 # atomic_write_bytes' temp files: ".<target name>.<random>.tmp" beside the target
-_RUN_FILE = re.compile(r"config\.json|results\.json|weights\.safetensors|task_\d+\.safetensors")
+_RUN_FILE = re.compile(r"config\.json|results\.json|weights\.safetensors|shared\.safetensors|task_\d+\.safetensors")
 
 
 _RESULTS_FIX = ("Delete it and rerun `supsup train` with the run's options: the results of tasks whose mask files exist "
                 "are rebuilt from them, without retraining.")
+
+
+class SharedState(NamedTuple):
+    """What :meth:`RunDirectory.write_shared` keeps: the shared weights after task ``after_task`` (state_dict
+    entries by key) and the state_dict of the optimizer kept over them (None if the run keeps none)."""
+
+    after_task: int
+    weights: dict[str, torch.Tensor]
+    optimizer: dict[str, Any] | None
 
 
 class _Results(Protocol):
@@ -95,9 +110,11 @@ class RunConfig:
     save_scores: bool = False
     transfer: bool = False  # start each task's scores at the mean of earlier tasks' saved scores (implies save_scores)
     method: str = "supsup"  # a key of supsup_core.train.methods.METHODS
+    context_powers: bool = False  # PSP rotation/complex: task t uses C^(t+1) of one context
 
     def __post_init__(self) -> None:
-        method = get_method(self.method)
+        method = self.build_method()
+        method.check_model(self.model)
         if (self.save_scores or self.transfer) and not method.starts_from_scores:
             raise ValueError(f"method {self.method!r} trains no supermask scores, so there are none to save or transfer "
                              "from; drop --save-scores/--transfer or use --method supsup.")
@@ -109,8 +126,13 @@ class RunConfig:
                 "The number of tasks is stream.num_tasks."
             )
 
+    def build_method(self) -> Method:
+        """The run's :class:`~supsup_core.nn.method.Method`, with the run's seed and method options."""
+        return get_method(self.method, seed=self.seed, context_powers=self.context_powers)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"format_version": FORMAT_VERSION, "method": self.method, "seed": self.seed, "save_scores": self.save_scores, "transfer": self.transfer,
+        return {"format_version": FORMAT_VERSION, "method": self.method, "context_powers": self.context_powers, "seed": self.seed,
+                "save_scores": self.save_scores, "transfer": self.transfer,
                 "model": self.model.to_dict(), "stream": self.stream.to_dict(), "train": self.train.to_dict()}
 
     @classmethod
@@ -128,7 +150,8 @@ class RunConfig:
         try:
             return cls(model=ModelConfig.from_dict(data["model"]), stream=StreamConfig.from_dict(data["stream"]),
                        train=TrainConfig.from_dict(data["train"]), seed=int(data["seed"]), save_scores=bool(data["save_scores"]),
-                       transfer=bool(data.get("transfer", False)), method=data.get("method", "supsup"))
+                       transfer=bool(data.get("transfer", False)), method=data.get("method", "supsup"),
+                       context_powers=bool(data.get("context_powers", False)))
         except (KeyError, TypeError, AttributeError) as err:
             raise ValueError(f"run config is missing or has malformed fields ({type(err).__name__}: {err}); re-create the run.") from err
 
@@ -268,6 +291,12 @@ class RunDirectory:
         with contextlib.suppress(Exception):
             self.close()
 
+    def require_masks(self, purpose: str) -> None:
+        """Raise ``ValueError`` unless the run's method keeps supermasks, which ``purpose`` needs."""
+        if not self.config.build_method().uses_masks:
+            raise ValueError(f"{self.path} was trained with --method {self.config.method}, which keeps no supermasks; "
+                             f"{purpose} needs a run trained with --method supsup.")
+
     # --------------------------------------------------------------- weights
     @property
     def weights_path(self) -> Path:
@@ -281,14 +310,17 @@ class RunDirectory:
 
     def fixed_model(self) -> nn.Module:
         """The model with no tasks, weights drawn from the run's seed (on the CPU)."""
-        return get_method(self.config.method).build_model(self.config.model, torch.Generator().manual_seed(self.config.seed))
+        return self.config.build_method().build_model(self.config.model, torch.Generator().manual_seed(self.config.seed))
 
-    def load_model(self, device: torch.device | str = "cpu", *, num_tasks: int | None = None) -> nn.Module:
-        """The model with the saved fixed weights and tasks ``0..num_tasks-1`` frozen from their mask files.
+    def load_model(self, device: torch.device | str = "cpu", *, num_tasks: int | None = None,
+                   initial_weights: bool = False) -> nn.Module:
+        """The model with the saved weights and tasks ``0..num_tasks-1`` frozen from their mask files.
 
         ``num_tasks`` defaults to every task with a mask file. The weights file is written on first use.
         Its checksum is verified, and its tensors must equal (up to float rounding) the ones the run's seed
-        draws: a mismatch means the file belongs to another run.
+        draws: a mismatch means the file belongs to another run. Where the method trains shared weights,
+        they are then replaced by those of ``shared.safetensors`` (after the last finished task), unless
+        ``initial_weights`` asks for the weights before any training.
         """
         model = self.fixed_model()
         if not self.weights_path.exists():  # a crash right after config.json
@@ -312,6 +344,9 @@ class RunDirectory:
         if set(tensors) != set(expected):
             raise ValueError(f"{self.weights_path} holds tensors {sorted(set(tensors) - set(expected))} the run's model has not. {fix}")
         model.load_state_dict(tensors)
+        shared = None if initial_weights else self.read_shared()
+        if shared is not None:
+            model.load_state_dict(shared.weights)
         model.to(device)
         saved = self.saved_tasks()
         num_tasks = len(saved) if num_tasks is None else num_tasks
@@ -326,18 +361,83 @@ class RunDirectory:
         with self.locked():
             _save_checked(self.weights_path, model.state_dict(), {"format": WEIGHTS_FORMAT, "format_version": str(FORMAT_VERSION)})
 
-    def add_frozen(self, model: nn.Module, task: TaskState) -> int:
-        """Append ``task`` (read with :meth:`read_task`) to ``model`` as a frozen task; returns its id."""
+    def add_frozen(self, model: nn.Module, task: TaskState) -> int | None:
+        """Append ``task`` (read with :meth:`read_task`) to ``model`` as a frozen task; returns its id (None for a
+        model without task modules)."""
         modules = task_modules(model)
         if set(task.modules) != set(modules):
             raise ValueError(
                 f"a mask file of {self.path} holds the state of modules {sorted(task.modules)}, but the run's model has "
                 f"task modules {sorted(modules)}; the file belongs to another run. Delete it and resume the run to retrain that task."
             )
+        if not modules:  # a model with no per-task state (fine-tuning): nothing to add
+            return None
         ids = {module.add_frozen_task(task.modules[name]) for name, module in modules.items()}
         if len(ids) != 1:
             raise ValueError(f"task modules took the task as ids {sorted(ids)}; the model was not at one task count")
         return ids.pop()
+
+    # ---------------------------------------------------------- shared state
+    @property
+    def shared_path(self) -> Path:
+        return self.path / "shared.safetensors"
+
+    def _shared_keys(self) -> list[str]:
+        """The state_dict keys of the weights all tasks share: those of the model with no task."""
+        if getattr(self, "_shared_key_cache", None) is None:
+            self._shared_key_cache = list(self.fixed_model().state_dict())
+        return self._shared_key_cache
+
+    def write_shared(self, model: nn.Module, task_id: int, optimizer: torch.optim.Optimizer | None) -> Path:
+        """Write, in one atomic file, the shared weights after ``task_id`` and the optimizer kept over them.
+
+        For methods that train weights every task shares (PSP, fine-tuning, BatchEnsemble's first task):
+        a resumed run starts the next task from exactly this state, so it ends as an uninterrupted one.
+        """
+        state = model.state_dict()
+        tensors = {f"model.{key}": state[key] for key in self._shared_keys()}
+        groups: list[dict[str, Any]] = []
+        scalars: dict[str, Any] = {}
+        if optimizer is not None:
+            saved = optimizer.state_dict()
+            groups = saved["param_groups"]
+            for index, entries in saved["state"].items():
+                for key, value in entries.items():
+                    if isinstance(value, torch.Tensor):
+                        tensors[f"optimizer.{index}.{key}"] = value
+                    else:
+                        scalars[f"{index}.{key}"] = value
+        meta = {"format": SHARED_FORMAT, "format_version": str(FORMAT_VERSION), "after_task": str(task_id),
+                "optimizer": json.dumps({"param_groups": groups, "scalars": scalars} if optimizer is not None else None)}
+        with self.locked():
+            return _save_checked(self.shared_path, tensors, meta)
+
+    def read_shared(self) -> SharedState | None:
+        """The shared state :meth:`write_shared` wrote last (None if there is none), verified."""
+        if not self.shared_path.exists():
+            return None
+        fix = ("The shared weights cannot be rebuilt without retraining every task after them: train the run again "
+               "into a new --out directory with the same options.")
+        tensors, meta = _load_checked(self.shared_path, what="shared weights", fmt=SHARED_FORMAT, fix=fix)
+        try:
+            after_task, optimizer = int(meta["after_task"]), json.loads(meta["optimizer"])
+        except (KeyError, ValueError) as err:
+            raise ValueError(f"{self.shared_path}: malformed metadata ({err}). {fix}") from err
+        weights = {key[len("model."):]: value for key, value in tensors.items() if key.startswith("model.")}
+        if set(weights) != set(self._shared_keys()):
+            raise ValueError(f"{self.shared_path} holds weights {sorted(weights)[:5]}... that are not the run's model's; "
+                             f"it belongs to another run. {fix}")
+        if optimizer is not None:
+            state: dict[int, dict[str, Any]] = {}
+            for key, value in tensors.items():
+                if key.startswith("optimizer."):
+                    index, _, name = key[len("optimizer."):].partition(".")
+                    state.setdefault(int(index), {})[name] = value
+            for key, value in optimizer["scalars"].items():
+                index, _, name = key.partition(".")
+                state.setdefault(int(index), {})[name] = value
+            optimizer = {"state": state, "param_groups": optimizer["param_groups"]}
+        return SharedState(after_task, weights, optimizer)
 
     # ----------------------------------------------------------------- masks
     def mask_path(self, task_id: int) -> Path:

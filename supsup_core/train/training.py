@@ -18,7 +18,7 @@ from supsup_core.data.streams import TaskData, TaskStream
 from supsup_core.nn import fused, modes
 from supsup_core.nn.fused import MaskSink
 
-__all__ = ["DEFAULT_ITERATIONS", "TrainConfig", "TrainResult", "OPTIMIZERS", "make_optimizer", "optimizer_implementation", "uses_fused_rmsprop", "task_generator", "train_task", "evaluate_task", "evaluate_tasks"]
+__all__ = ["DEFAULT_ITERATIONS", "TrainConfig", "TrainResult", "OPTIMIZERS", "make_optimizer", "make_shared_optimizer", "optimizer_implementation", "uses_fused_rmsprop", "task_generator", "train_task", "evaluate_task", "evaluate_tasks"]
 
 
 DEFAULT_ITERATIONS = 1000
@@ -44,6 +44,9 @@ class TrainConfig:
     weight_decay : float
     eval_batch_size : int
         Test batch size (BatchNorm-masked models normalise with the batch's statistics).
+    shared_lr : float, optional
+        Learning rate of the weights a method shares between tasks, where it trains them (PSP,
+        fine-tuning, BatchEnsemble's first task); default ``lr``. SupSup's weights are fixed.
     """
 
     iterations: int | None = None
@@ -54,6 +57,7 @@ class TrainConfig:
     momentum: float | None = None
     weight_decay: float = 0.0
     eval_batch_size: int = 1000
+    shared_lr: float | None = None
 
     def __post_init__(self) -> None:
         if self.iterations is not None and self.epochs is not None:
@@ -70,6 +74,8 @@ class TrainConfig:
         check_int(self.batch_size, "batch_size", minimum=1, fix="Give a whole number of samples, e.g. --batch-size 128.")
         check_int(self.eval_batch_size, "eval_batch_size", minimum=1, fix="Give a whole number of samples, e.g. 1000.")
         check_positive(self.lr, "lr", "Give a finite learning rate, e.g. --lr 1e-4.")
+        if self.shared_lr is not None:
+            check_positive(self.shared_lr, "shared_lr", "Give a finite learning rate, e.g. --shared-lr 1e-4, or leave it out for --lr.")
         check_choice(self.optimizer, "optimizer", OPTIMIZERS)
         if self.optimizer == "adam" and self.momentum is not None:
             raise ValueError(f"adam takes no momentum; got momentum={self.momentum}. Leave --momentum out or use sgd/rmsprop.")
@@ -146,6 +152,16 @@ def make_optimizer(model: nn.Module, task_id: int, config: TrainConfig,
     return OPTIMIZERS[config.optimizer](params, config, {p: sinks[p] for p in params if p in sinks})
 
 
+def make_shared_optimizer(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer | None:
+    """The optimizer ``config`` names over the weights a method shares between tasks, at ``config.shared_lr``
+    (default ``config.lr``); None when there are none. A run keeps it from task to task."""
+    params = list(params)
+    if not params:
+        return None
+    lr = config.lr if config.shared_lr is None else config.shared_lr
+    return OPTIMIZERS[config.optimizer](params, dataclasses.replace(config, lr=lr))
+
+
 def optimizer_implementation(optimizer: torch.optim.Optimizer) -> str:
     """Which implementation ``optimizer`` is: "fused-cpu-rmsprop", "torch-rmsprop", "torch-sgd" or "torch-adam".
 
@@ -192,8 +208,11 @@ def train_task(
     generator: torch.Generator,
     progress: bool = False,
     params: list[nn.Parameter] | None = None,
+    shared_optimizer: torch.optim.Optimizer | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> TrainResult:
-    """Train the state of ``task_id`` only (every other task and all fixed weights stay untouched).
+    """Train the state of ``task_id`` (and, with ``shared_optimizer``, the weights it holds; every other task's
+    state stays untouched).
 
     Parameters
     ----------
@@ -209,9 +228,20 @@ def train_task(
         Show a tqdm bar.
     params : list of Parameter, optional
         What to train (a method's :meth:`~supsup_core.nn.method.Method.task_parameters`); default: every
-        task module's trainable state for ``task_id`` (the scores of its masks).
+        task module's trainable state for ``task_id`` (the scores of its masks). May be empty when
+        ``shared_optimizer`` trains something.
+    shared_optimizer : torch.optim.Optimizer, optional
+        Also stepped after every batch: the optimizer a run keeps over the weights its method shares
+        between tasks (:func:`make_shared_optimizer`).
+    on_batch : callable(batch_index), optional
+        Called after each step (e.g. to record an earlier task's accuracy as training goes on); the model's
+        task and training mode are restored after it.
     """
-    optimizer = make_optimizer(model, task_id, config, params)
+    if params is not None and not list(params) and shared_optimizer is not None:
+        optimizer = None  # only shared weights train (one network fine-tuned, PSP)
+    else:
+        optimizer = make_optimizer(model, task_id, config, params)
+    optimizers = [o for o in (optimizer, shared_optimizer) if o is not None]
     modes.set_task(model, task_id)
     model.train()
     num_train = stream.num_train(task_id)
@@ -227,17 +257,23 @@ def train_task(
     try:
         for i, (x, y) in enumerate(bar):
             loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
+            for o in optimizers:
+                o.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            for o in optimizers:
+                o.step()
             if i >= num_batches - tail:
                 tail_loss += loss.detach()
             if progress and i % 50 == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
+            if on_batch is not None:
+                on_batch(i)
+                modes.set_task(model, task_id)
+                model.train()
     finally:
         clear_fresh_masked_weights(model)
     return TrainResult(int(task_id), num_batches, float(tail_loss) / tail, time.perf_counter() - start,
-                       optimizer_implementation(optimizer))
+                       "+".join(optimizer_implementation(o) for o in optimizers))
 
 
 @torch.no_grad()

@@ -75,9 +75,12 @@ def _config(method="supsup", **kw) -> RunConfig:
                      train=TrainConfig(iterations=10, batch_size=64, lr=1e-2), seed=1, method=method, **kw)
 
 
-def test_the_registry_holds_supsup_and_refuses_unknown_names():
-    assert methods.METHODS == {"supsup": SupSup} and isinstance(methods.get_method("supsup"), SupSup)
-    with pytest.raises(ValueError, match=r"method must be one of \['supsup'\]; got 'psp'"):
+def test_the_registry_holds_supsup_and_the_baselines_and_refuses_unknown_names():
+    assert set(methods.METHODS) == {"supsup", "psp-rotation", "psp-complex", "psp-binary", "batchensemble", "finetune",
+                                    "finetune-multihead", "separate"}
+    assert isinstance(methods.get_method("supsup"), SupSup)
+    assert all(methods.get_method(name).name == name for name in methods.METHODS)
+    with pytest.raises(ValueError, match=r"method must be one of \[.*'supsup'.*\]; got 'psp'"):
         methods.get_method("psp")
     with pytest.raises(ValueError, match="method must be one of"):
         _config(method="psp")

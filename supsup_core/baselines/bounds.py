@@ -1,0 +1,164 @@
+"""The bounds SupSup is measured between: one network fine-tuned through every task (it forgets), a head
+per task on a fine-tuned trunk, and a separate full network per task (a model's cost per task)."""
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from supsup_core.baselines.fc import build_fc_stack
+from supsup_core.checks import check_int
+from supsup_core.nn.method import Method
+from supsup_core.nn.models import FC_MODELS, ModelConfig
+from supsup_core.nn.task_modules import TaskModule
+
+__all__ = ["TaskLinear", "plain_linear", "FineTune", "FineTuneMultiHead", "Separate"]
+
+
+def _uniform(shape: tuple[int, ...], bound: float, generator: torch.Generator | None) -> torch.Tensor:
+    return (torch.rand(shape, generator=generator) * 2 - 1) * bound
+
+
+def plain_linear(in_features: int, out_features: int, generator: torch.Generator | None = None) -> nn.Linear:
+    """``nn.Linear`` initialised as torch does (weight and bias uniform in ±1/sqrt(in)), but from ``generator``."""
+    layer = nn.Linear(in_features, out_features)
+    bound = 1 / math.sqrt(in_features)
+    with torch.no_grad():
+        layer.weight.copy_(_uniform((out_features, in_features), bound, generator))
+        layer.bias.copy_(_uniform((out_features,), bound, generator))
+    return layer
+
+
+class TaskLinear(TaskModule):
+    """A linear layer with its own weight and bias per task (a separate network's layer, or a task's head).
+
+    Task state: ``weight`` (out, in) and ``bias`` (out,), float32; a new task is initialised as
+    ``nn.Linear`` is (uniform in ±1/sqrt(in)) from the task's generator.
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, num_tasks: int = 0) -> None:
+        super().__init__()
+        check_int(in_features, "in_features", minimum=1)
+        check_int(out_features, "out_features", minimum=1)
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
+        self.register_buffer("_device_probe", torch.empty(0), persistent=False)  # follows .to(device)
+        self._task_id = 0
+        for _ in range(num_tasks):
+            self.add_task()
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.weights)
+
+    def add_task(self, init: Mapping[str, torch.Tensor] | None = None, *,
+                 generator: torch.Generator | None = None) -> int:
+        """A new task's weight and bias: ``init`` (keys ``weight``, ``bias``) or drawn from ``generator``."""
+        if init is None:
+            bound = 1 / math.sqrt(self.in_features)
+            init = {"weight": _uniform((self.out_features, self.in_features), bound, generator),
+                    "bias": _uniform((self.out_features,), bound, generator)}
+        return self._append(init, trainable=True)
+
+    def _append(self, state: Mapping[str, torch.Tensor], *, trainable: bool) -> int:
+        if set(state) != {"weight", "bias"}:
+            raise ValueError(f"a TaskLinear task's state holds 'weight' and 'bias'; got {sorted(state)}. The file belongs to another method.")
+        weight, bias = state["weight"], state["bias"]
+        if tuple(weight.shape) != (self.out_features, self.in_features) or tuple(bias.shape) != (self.out_features,):
+            raise ValueError(f"task state of shapes {tuple(weight.shape)}/{tuple(bias.shape)} does not fit a "
+                             f"{self.in_features}->{self.out_features} layer; the file belongs to another run.")
+        device = self._device_probe.device
+        self.weights.append(nn.Parameter(weight.detach().to(device, torch.float32).clone(), requires_grad=trainable))
+        self.biases.append(nn.Parameter(bias.detach().to(device, torch.float32).clone(), requires_grad=trainable))
+        return len(self.weights) - 1
+
+    def set_task(self, task_id: int) -> None:
+        self._check_task(task_id)
+        self._task_id = int(task_id)
+
+    def task_state(self, task_id: int) -> dict[str, torch.Tensor]:
+        self._check_task(task_id)
+        return {"weight": self.weights[task_id].detach(), "bias": self.biases[task_id].detach()}
+
+    def add_frozen_task(self, state: Mapping[str, torch.Tensor]) -> int:
+        return self._append(state, trainable=False)
+
+    def task_parameters(self, task_id: int) -> list[nn.Parameter]:
+        self._check_task(task_id)
+        return [p for p in (self.weights[task_id], self.biases[task_id]) if p.requires_grad]
+
+    def freeze_task(self, task_id: int) -> None:
+        self._check_task(task_id)
+        self.weights[task_id].requires_grad_(False)
+        self.biases[task_id].requires_grad_(False)
+
+    def _check_task(self, task_id: int) -> None:
+        if not 0 <= task_id < self.num_tasks:
+            raise ValueError(f"task_id {task_id} is out of range: this layer holds {self.num_tasks} task(s); call add_task() first.")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weights[self._task_id], self.biases[self._task_id])
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, tasks={self.num_tasks}"
+
+
+class FineTune(Method):
+    """The lower bound: one network (plain linear layers) trained on every task in turn, which forgets.
+
+    Nothing is kept per task; every weight is shared and trains on every task, with one optimizer for the
+    whole run. A task not trained yet is the same network on that task's data, so the full accuracy
+    matrix (and forward transfer) is defined.
+    """
+
+    name = "finetune"
+    models = FC_MODELS
+
+    def build_model(self, config: ModelConfig, generator: torch.Generator | None = None) -> nn.Module:
+        self.check_model(config)
+        return build_fc_stack(config, lambda a, b, i, last: plain_linear(a, b, generator))
+
+    def shared_parameters(self, model: nn.Module) -> list[nn.Parameter]:
+        return list(model.parameters())
+
+    def trains_shared(self, task_id: int) -> bool:
+        return True
+
+    def untrained_task_accuracy(self, model: nn.Module, accuracy_of: Callable[[nn.Module, int], float],
+                                task_ids: Sequence[int]) -> list[float]:
+        return [accuracy_of(model, t) for t in task_ids]
+
+
+class FineTuneMultiHead(Method):
+    """Fine-tuning with a separate output layer (head) per task: the trunk is shared and trains on every
+    task (and forgets); each task keeps its own head (its ``task_state``). The multi-head baseline of
+    PSP's output-interference experiment."""
+
+    name = "finetune-multihead"
+    models = FC_MODELS
+
+    def build_model(self, config: ModelConfig, generator: torch.Generator | None = None) -> nn.Module:
+        self.check_model(config)
+        return build_fc_stack(config, lambda a, b, i, last: TaskLinear(a, b) if last else plain_linear(a, b, generator))
+
+    def shared_parameters(self, model: nn.Module) -> list[nn.Parameter]:
+        return [p for layer in model.layers[:-1] for p in layer.parameters()]
+
+    def trains_shared(self, task_id: int) -> bool:
+        return True
+
+
+class Separate(Method):
+    """The upper bound: a fresh full network per task (every layer a :class:`TaskLinear`), drawn from the
+    task's generator and trained on that task alone. Nothing is shared and nothing is forgotten; it
+    costs a whole model per task."""
+
+    name = "separate"
+    models = FC_MODELS
+
+    def build_model(self, config: ModelConfig, generator: torch.Generator | None = None) -> nn.Module:
+        self.check_model(config)
+        return build_fc_stack(config, lambda a, b, i, last: TaskLinear(a, b))
