@@ -5,13 +5,12 @@ plotting library, and the figure is drawn on its own Agg canvas, so no global ba
 """
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Sequence
 
 from hopfield_masks.capacity import CapacityResult, theory_loads
-from hopfield_masks.io import atomic_write_bytes
+from hopfield_masks.figures import new_figure, save_png
 
 __all__ = ["plot_capacity"]
 
@@ -32,13 +31,8 @@ def plot_capacity(results: CapacityResult | Sequence[CapacityResult], path: str 
     -------
     Path of the PNG.
     """
-    # imported here, not with the module: see the module docstring
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     results = [results] if isinstance(results, CapacityResult) else list(results)
-    figure = Figure(figsize=(7, 4.5), dpi=110)
-    FigureCanvasAgg(figure)
+    figure = new_figure(figsize=(7, 4.5), dpi=110)
     axes = figure.add_subplot()
     colours = ["C0", "C1", "C2", "C3", "C4", "C5"]
     for index, result in enumerate(results):
@@ -57,6 +51,4 @@ def plot_capacity(results: CapacityResult | Sequence[CapacityResult], path: str 
     axes.set_title(f"Hopfield capacity, noise {results[0].config.noise:g}")
     axes.legend(fontsize=6, loc="best")
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return atomic_write_bytes(path, buffer.getvalue())
+    return save_png(figure, path)

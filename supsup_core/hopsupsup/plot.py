@@ -6,11 +6,10 @@ library and never switches the process's backend.
 """
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
-from hopfield_masks.io import atomic_write_bytes
+from hopfield_masks.figures import new_figure, save_png
 from supsup_core.hopsupsup.report import RunRecovery
 
 __all__ = ["plot_recovery"]
@@ -31,11 +30,7 @@ def plot_recovery(report: RunRecovery, path: str | os.PathLike) -> Path:
     -------
     Path of the written file
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(13, 3.8), constrained_layout=True)
-    FigureCanvasAgg(figure)  # attaches itself to the figure; savefig draws through it
+    figure = new_figure(figsize=(13, 3.8), constrained_layout=True)
     axes = figure.subplots(1, 3)
     for task in report.tasks:
         label = f"task {task.task_id}"
@@ -54,6 +49,4 @@ def plot_recovery(report: RunRecovery, path: str | os.PathLike) -> Path:
     axes[2].set(title="Hopfield energy E(sign z)", xlabel="step")
     axes[0 if scored else 1].legend(fontsize="small")  # on a panel that has lines
     figure.suptitle(f"HopSupSup recovery ({report.method}): {report.exact_recoveries} of {len(report.tasks)} masks exact")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    return atomic_write_bytes(path, buffer.getvalue())  # like every other file: complete or absent
+    return save_png(figure, path)

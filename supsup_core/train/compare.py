@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
+from hopfield_masks.figures import new_figure, save_png
 from hopfield_masks.io import atomic_write_bytes
 from supsup_core.train.metrics import check_accuracy_matrix, fwt, summarize
 from supsup_core.train.results import RunResults
@@ -216,11 +217,7 @@ def plot_comparison(rows: Sequence[ComparisonRow], path: str | os.PathLike) -> P
     -------
     Path of the written file
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6.4, 4.4), constrained_layout=True)
-    FigureCanvasAgg(figure)  # attaches itself to the figure; savefig draws through it
+    figure = new_figure(figsize=(6.4, 4.4), constrained_layout=True)
     axes = figure.subplots()
     for row, label in zip(rows, _labels(rows)):
         axes.plot(range(1, len(row.accuracy_curve) + 1), row.accuracy_curve, marker="o", markersize=3, label=label)
@@ -230,6 +227,4 @@ def plot_comparison(rows: Sequence[ComparisonRow], path: str | os.PathLike) -> P
     axes.xaxis.get_major_locator().set_params(integer=True)  # tasks are counted, never fractional
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    return atomic_write_bytes(path, buffer.getvalue())  # like every other file: complete or absent
+    return save_png(figure, path)
