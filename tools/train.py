@@ -11,14 +11,13 @@ from supsup_core.data.streams import STREAMS, StreamConfig, build_stream
 from supsup_core.infer.nn_training import NNConfig, train_nn_run
 from supsup_core.nn.models import MODELS, ModelConfig
 from supsup_core.nn.supermask import MASK_KINDS, SCORE_INITS
-from supsup_core.train.continual import check_compatible, train_run
 from supsup_core.nn.method import Method
-from supsup_core.train.methods import METHODS, get_method
+from supsup_core.train.continual import check_compatible, train_run
+from supsup_core.train.methods import METHODS, get_method, method_train_config
 from supsup_core.train.runs import RunConfig, RunDirectory
 from supsup_core.train.training import (
     DEFAULT_ITERATIONS,
     OPTIMIZERS,
-    TrainConfig,
     uses_fused_rmsprop,
 )
 from tools.options import (
@@ -37,12 +36,6 @@ def format_matrix(matrix: list[list[float]]) -> str:
 
 def _given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
-
-
-def _method_defaults(ctx: click.Context, method: Method, values: dict) -> dict:
-    """``values`` with the method's reference settings (optimizer, lr, shared_lr) where the user gave none."""
-    return {key: method.train_defaults[key] if key in method.train_defaults and not _given(ctx, key) else value
-            for key, value in values.items()}
 
 
 def _refuse_method_options(ctx: click.Context, method: Method, scenario: str) -> None:
@@ -92,8 +85,10 @@ def _refuse_ignored_options(ctx: click.Context, scenario: str, model_config: Mod
 @click.option("--iterations", type=click.IntRange(min=1), default=None, help=f"Batches per task (default {DEFAULT_ITERATIONS}).")
 @click.option("--epochs", type=FiniteFloatRange(min=0, min_open=True), default=None, help="Epochs per task (instead of --iterations).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--optimizer", type=click.Choice(sorted(OPTIMIZERS)), default="rmsprop", show_default=True)
-@click.option("--lr", type=FiniteFloatRange(min=0, min_open=True), default=1e-4, show_default=True)
+@click.option("--optimizer", type=click.Choice(sorted(OPTIMIZERS)), default="rmsprop", show_default=True,
+              help="Default per method: batchensemble adam, the others rmsprop.")
+@click.option("--lr", type=FiniteFloatRange(min=0, min_open=True), default=1e-4, show_default=True,
+              help="Default per method: batchensemble 1e-2 (its fast weights), the others 1e-4.")
 @click.option("--momentum", type=FiniteFloatRange(min=0), default=None, help="SGD/RMSprop momentum (default 0.9 for SGD, 0 for RMSprop).")
 @click.option("--weight-decay", type=FiniteFloatRange(min=0), default=0.0, show_default=True)
 @click.option("--shared-lr", type=FiniteFloatRange(min=0, min_open=True), default=None,
@@ -134,9 +129,11 @@ def train(ctx, dataset, data_dir, model_name, method, context_powers, num_tasks,
     try:
         method_object = get_method(method, seed=seed, context_powers=context_powers)
         _refuse_method_options(ctx, method_object, scenario)
-        settings = _method_defaults(ctx, method_object, {"optimizer": optimizer, "lr": lr, "shared_lr": shared_lr})
-        train_config = TrainConfig(iterations=iterations, epochs=epochs, batch_size=batch_size, momentum=momentum,
-                                   weight_decay=weight_decay, **settings)
+        # the method's reference optimizer settings where these options were not given
+        settings = {key: value if _given(ctx, key) else None for key, value in
+                    (("optimizer", optimizer), ("lr", lr), ("shared_lr", shared_lr))}
+        train_config = method_train_config(method, iterations=iterations, epochs=epochs, batch_size=batch_size,
+                                           momentum=momentum, weight_decay=weight_decay, **settings)
         stream_config = StreamConfig(dataset=dataset, num_tasks=num_tasks, seed=seed,
                                      data_dir=str(data_dir.resolve()) if data_dir is not None else None)
     except ValueError as err:

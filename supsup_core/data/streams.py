@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from supsup_core.checks import check_choice, check_finite, check_fraction, check_int
 from supsup_core.data.datasets import ImageData, load_data
 
-__all__ = ["StreamConfig", "TaskData", "TaskStream", "PermutedStream", "RotatedStream", "SplitStream", "STREAMS", "build_stream"]
+__all__ = ["StreamConfig", "TaskData", "TaskStream", "PermutedStream", "RotatedStream", "SplitStream", "STREAMS", "build_stream",
+           "rotate_images"]
 
 SPLITS = ("train", "test")
 
@@ -158,14 +159,20 @@ class RotatedStream(TaskStream):
         return cls(data=data, num_tasks=config.num_tasks, angle_step=config.angle_step, device=device)
 
     def _make(self, task_id: int, base: TaskData) -> TaskData:
-        theta = math.radians(task_id * self.angle_step)
-        c, s = math.cos(theta), math.sin(theta)
-        affine = torch.tensor([[c, -s, 0.0], [s, c, 0.0]], device=self.device).expand(len(base.x), 2, 3)
-        # Background is the standardised value of a black pixel, so rotation adds no artificial border.
-        floor = base.x.amin()
-        grid = F.affine_grid(affine, list(base.x.shape), align_corners=False)
-        x = F.grid_sample(base.x - floor, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + floor
-        return TaskData(x, base.y)
+        return TaskData(rotate_images(base.x, task_id * self.angle_step), base.y)
+
+
+def rotate_images(x: torch.Tensor, degrees: float) -> torch.Tensor:
+    """Images ``x`` of shape (N, C, H, W) rotated by ``degrees`` (bilinear), on their device, in one batch.
+
+    The background is the images' darkest value (a black pixel, standardised), so rotation adds no border.
+    """
+    theta = math.radians(degrees)
+    c, s = math.cos(theta), math.sin(theta)
+    affine = torch.tensor([[c, -s, 0.0], [s, c, 0.0]], device=x.device, dtype=x.dtype).expand(len(x), 2, 3)
+    floor = x.amin()
+    grid = F.affine_grid(affine, list(x.shape), align_corners=False)
+    return F.grid_sample(x - floor, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + floor
 
 
 class SplitStream(TaskStream):

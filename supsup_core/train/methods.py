@@ -4,10 +4,13 @@ from __future__ import annotations
 from supsup_core.baselines.batchensemble import BatchEnsemble
 from supsup_core.baselines.bounds import FineTune, FineTuneMultiHead, Separate
 from supsup_core.baselines.psp_methods import PSPBinary, PSPComplex, PSPRotation
+from typing import Any
+
 from supsup_core.checks import check_choice
 from supsup_core.nn.method import Method, SupSup
+from supsup_core.train.training import TrainConfig
 
-__all__ = ["METHODS", "get_method"]
+__all__ = ["METHODS", "get_method", "method_train_config"]
 
 # name -> Method class; a new method adds its class here (and its files), never a branch in the trainer
 METHODS: dict[str, type[Method]] = {
@@ -23,3 +26,12 @@ def get_method(name: str, *, seed: int = 0, context_powers: bool = False) -> Met
     """
     check_choice(name, "method", METHODS, "Pick a method from supsup_core.train.methods.METHODS.")
     return METHODS[name](seed=seed, context_powers=context_powers)
+
+
+def method_train_config(name: str, **fields: Any) -> TrainConfig:
+    """A :class:`TrainConfig` for method ``name``: ``fields`` where given (not None), else the method's reference
+    settings (:attr:`Method.train_defaults`: e.g. BatchEnsemble's Adam at lr 1e-2, 1e-4 for its shared weight),
+    else TrainConfig's defaults."""
+    check_choice(name, "method", METHODS, "Pick a method from supsup_core.train.methods.METHODS.")
+    given = {key: value for key, value in fields.items() if value is not None}
+    return TrainConfig(**{**METHODS[name].train_defaults, **given})
