@@ -43,17 +43,17 @@ def _check_outputs_fit_the_run(run: RunDirectory, config: GNConfig) -> None:
             raise click.BadParameter(str(err), param_hint=hint) from err
 
 
-def _evaluate_gn(run: RunDirectory, config: GNConfig, stream, device, progress: bool) -> dict:
+def _evaluate_gn(run: RunDirectory, config: GNConfig, stream, device, progress: bool, *, inference: str) -> dict:
     result = evaluate_run_gn(run, config, device=device, stream=stream, progress=progress)
     for task_id, (accuracy, inferred, own) in enumerate(zip(result.per_task_accuracy, result.per_task_inference_accuracy,
                                                             result.own_mask_per_task_accuracy)):
         click.echo(f"task {task_id}: {accuracy:.4f} (task inferred right {inferred:.4f}; own mask on the same images {own:.4f})")
-    click.echo(f"average accuracy ({config.scenario}, {config.inference}, {config.objective}, {config.images_per_inference} "
+    click.echo(f"average accuracy ({config.scenario}, {inference}, {config.objective}, {config.images_per_inference} "
                f"image(s) per inference): {result.average_accuracy:.4f}")
     click.echo(f"task-inference accuracy: {result.task_inference_accuracy:.4f} over {result.inferences} inferences "
                f"({result.seconds:.1f} s)")
     click.echo(f"each task's own mask on the same images: {result.own_mask_average_accuracy:.4f}")
-    return {"scenario": config.scenario, "inference": config.inference, "objective": config.objective,
+    return {"scenario": config.scenario, "inference": inference, "objective": config.objective,
             "real_outputs": config.real_outputs, "images_per_inference": config.images_per_inference,
             "max_images_per_task": config.max_images_per_task, **result._asdict()}
 
@@ -96,11 +96,16 @@ def evaluate(ctx: click.Context, run_dir: Path, scenario: str, inference: str, o
             click.echo(f"average accuracy ({scenario}): {result.average_accuracy:.4f}")
             output = {"scenario": scenario, "per_task_accuracy": result.per_task_accuracy, "average_accuracy": result.average_accuracy}
         else:
+            exhaustive = run.config.build_method().task_inference == "exhaustive-entropy"
+            if exhaustive and _given(ctx, "inference"):
+                raise click.BadParameter(f"--inference chooses how superposed masks are searched, but --method "
+                                         f"{run.config.method} tries every task (exhaustive search); drop it.",
+                                         param_hint="--inference")
             stream = build_stream(run.config.stream, dev)
             config = GNConfig.for_stream(stream, scenario=scenario, inference=inference, objective=objective,
                                          real_outputs=real_outputs, images_per_inference=images_per_inference,
                                          max_images_per_task=max_images_per_task)
             _check_outputs_fit_the_run(run, config)
-            output = _evaluate_gn(run, config, stream, dev, progress)
+            output = _evaluate_gn(run, config, stream, dev, progress, inference="exhaustive" if exhaustive else inference)
     if json_path:
         write_json(json_path, output)

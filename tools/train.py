@@ -38,7 +38,7 @@ def _given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
 
 
-def _refuse_method_options(ctx: click.Context, method: Method, scenario: str) -> None:
+def _refuse_method_options(ctx: click.Context, method: Method, scenario: str, num_tasks: int) -> None:
     """Options that mean nothing for the chosen method are refused with the reason (before anything is written)."""
     if not method.uses_masks:
         for name in ("mask_kind", "density", "score_init", "save_scores", "transfer"):
@@ -49,7 +49,7 @@ def _refuse_method_options(ctx: click.Context, method: Method, scenario: str) ->
     if scenario == "NN" and method.name != "supsup":
         raise click.UsageError(f"--scenario NN allocates SupSup supermasks without task ids; --method {method.name} trains "
                                "task by task only. Drop --scenario NN, or use --method supsup.")
-    if _given(ctx, "shared_lr") and not any(method.trains_shared(t) for t in range(2)):
+    if _given(ctx, "shared_lr") and not any(method.trains_shared(t) for t in range(num_tasks)):
         raise click.UsageError(f"--shared-lr sets the learning rate of weights shared between tasks, but --method "
                                f"{method.name} trains none; drop it.")
 
@@ -128,7 +128,7 @@ def train(ctx, dataset, data_dir, model_name, method, context_powers, num_tasks,
     dev = resolve_device(device)
     try:
         method_object = get_method(method, seed=seed, context_powers=context_powers)
-        _refuse_method_options(ctx, method_object, scenario)
+        _refuse_method_options(ctx, method_object, scenario, num_tasks)
         # the method's reference optimizer settings where these options were not given
         settings = {key: value if _given(ctx, key) else None for key, value in
                     (("optimizer", optimizer), ("lr", lr), ("shared_lr", shared_lr))}

@@ -132,3 +132,13 @@ def test_the_nn_scenario_refuses_a_method_other_than_supsup(tmp_path, toy_method
     with pytest.raises(ValueError, match="NN scenario allocates SupSup supermasks, but the run's method is 'toy-context'"):
         train_nn_run(run, NNConfig(train=config.train))
     assert not run.saved_tasks() and not run.results_path.exists()
+
+
+def test_method_train_config_takes_given_fields_then_the_methods_reference_settings():
+    config = methods.method_train_config("batchensemble", iterations=5)
+    assert (config.optimizer, config.lr, config.shared_lr, config.iterations) == ("adam", 1e-2, 1e-4, 5)
+    assert methods.method_train_config("batchensemble", lr=3e-3, shared_lr=None).lr == 3e-3  # None: not given
+    supsup = methods.method_train_config("supsup")
+    assert (supsup.optimizer, supsup.lr, supsup.shared_lr) == ("rmsprop", 1e-4, None)
+    with pytest.raises(ValueError, match="method must be one of"):
+        methods.method_train_config("psp")
