@@ -1,14 +1,16 @@
-"""Training: one supermask per task, continual runs, run directories, metrics and GG evaluation."""
+"""Training: one supermask (or a baseline's state) per task, continual runs, run directories, metrics, GG evaluation, comparison."""
 
+from supsup_core.train.compare import ComparisonRow, compare_runs
 from supsup_core.train.continual import RunResult, check_compatible, train_run
 from supsup_core.train.evaluation import EvaluationResult, evaluate_gg
-from supsup_core.train.methods import METHODS, get_method
+from supsup_core.train.methods import METHODS, get_method, method_train_config
 from supsup_core.train.metrics import (
     average_accuracy,
     bwt,
     check_accuracy_matrix,
     forgetting_initial,
     forgetting_max,
+    fwt,
     summarize,
 )
 from supsup_core.train.results import RESULTS_SCHEMA_VERSION, RunResults, TaskRecord
@@ -20,6 +22,7 @@ from supsup_core.train.runs import (
     RunConfig,
     RunDirectory,
 )
+from supsup_core.train.shared_state import SharedState
 from supsup_core.train.task_state import (
     TaskState,
     task_state_from_tensors,
@@ -33,6 +36,7 @@ from supsup_core.train.training import (
     evaluate_task,
     evaluate_tasks,
     make_optimizer,
+    make_shared_optimizer,
     optimizer_implementation,
     task_generator,
     train_task,
@@ -40,6 +44,7 @@ from supsup_core.train.training import (
 )
 
 __all__ = [
+    "ComparisonRow",
     "DEFAULT_ITERATIONS",
     "EvaluationResult",
     "FORMAT_VERSION",
@@ -53,6 +58,7 @@ __all__ = [
     "RunDirectory",
     "RunResult",
     "RunResults",
+    "SharedState",
     "TaskRecord",
     "TaskState",
     "TrainConfig",
@@ -61,13 +67,17 @@ __all__ = [
     "bwt",
     "check_accuracy_matrix",
     "check_compatible",
+    "compare_runs",
     "evaluate_gg",
     "evaluate_task",
     "evaluate_tasks",
     "forgetting_initial",
     "forgetting_max",
+    "fwt",
     "get_method",
     "make_optimizer",
+    "make_shared_optimizer",
+    "method_train_config",
     "optimizer_implementation",
     "summarize",
     "task_generator",

@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, NamedTuple, Protocol
+from typing import Any, Iterator, Mapping, Protocol
 
 import torch
 from torch import nn
@@ -55,6 +54,11 @@ from supsup_core.nn.task_modules import task_modules
 from supsup_core.train import run_lock
 from supsup_core.train.methods import get_method
 from supsup_core.train.results import RunResults
+from supsup_core.train.shared_state import (
+    SharedState,
+    shared_state_from_tensors,
+    shared_state_tensors,
+)
 from supsup_core.train.task_state import (
     TaskState,
     task_state_from_tensors,
@@ -78,15 +82,6 @@ _RUN_FILE = re.compile(r"config\.json|results\.json|weights\.safetensors|shared\
 
 _RESULTS_FIX = ("Delete it and rerun `supsup train` with the run's options: the results of tasks whose mask files exist "
                 "are rebuilt from them, without retraining.")
-
-
-class SharedState(NamedTuple):
-    """What :meth:`RunDirectory.write_shared` keeps: the shared weights after task ``after_task`` (state_dict
-    entries by key) and the state_dict of the optimizer kept over them (None if the run keeps none)."""
-
-    after_task: int
-    weights: dict[str, torch.Tensor]
-    optimizer: dict[str, Any] | None
 
 
 class _Results(Protocol):
@@ -196,6 +191,7 @@ class RunDirectory:
         self.path = Path(path)
         self.config = config
         self._holding = 0  # acquisitions of the lock made by create() for this object
+        self._shared_key_cache: list[str] | None = None
 
     # ------------------------------------------------------------------ open
     @classmethod
@@ -384,7 +380,7 @@ class RunDirectory:
 
     def _shared_keys(self) -> list[str]:
         """The state_dict keys of the weights all tasks share: those of the model with no task."""
-        if getattr(self, "_shared_key_cache", None) is None:
+        if self._shared_key_cache is None:
             self._shared_key_cache = list(self.fixed_model().state_dict())
         return self._shared_key_cache
 
@@ -394,21 +390,8 @@ class RunDirectory:
         For methods that train weights every task shares (PSP, fine-tuning, BatchEnsemble's first task):
         a resumed run starts the next task from exactly this state, so it ends as an uninterrupted one.
         """
-        state = model.state_dict()
-        tensors = {f"model.{key}": state[key] for key in self._shared_keys()}
-        groups: list[dict[str, Any]] = []
-        scalars: dict[str, Any] = {}
-        if optimizer is not None:
-            saved = optimizer.state_dict()
-            groups = saved["param_groups"]
-            for index, entries in saved["state"].items():
-                for key, value in entries.items():
-                    if isinstance(value, torch.Tensor):
-                        tensors[f"optimizer.{index}.{key}"] = value
-                    else:
-                        scalars[f"{index}.{key}"] = value
-        meta = {"format": SHARED_FORMAT, "format_version": str(FORMAT_VERSION), "after_task": str(task_id),
-                "optimizer": json.dumps({"param_groups": groups, "scalars": scalars} if optimizer is not None else None)}
+        tensors, entries = shared_state_tensors(model, self._shared_keys(), optimizer)
+        meta = {"format": SHARED_FORMAT, "format_version": str(FORMAT_VERSION), "after_task": str(task_id), **entries}
         with self.locked():
             return _save_checked(self.shared_path, tensors, meta)
 
@@ -419,25 +402,7 @@ class RunDirectory:
         fix = ("The shared weights cannot be rebuilt without retraining every task after them: train the run again "
                "into a new --out directory with the same options.")
         tensors, meta = _load_checked(self.shared_path, what="shared weights", fmt=SHARED_FORMAT, fix=fix)
-        try:
-            after_task, optimizer = int(meta["after_task"]), json.loads(meta["optimizer"])
-        except (KeyError, ValueError) as err:
-            raise ValueError(f"{self.shared_path}: malformed metadata ({err}). {fix}") from err
-        weights = {key[len("model."):]: value for key, value in tensors.items() if key.startswith("model.")}
-        if set(weights) != set(self._shared_keys()):
-            raise ValueError(f"{self.shared_path} holds weights {sorted(weights)[:5]}... that are not the run's model's; "
-                             f"it belongs to another run. {fix}")
-        if optimizer is not None:
-            state: dict[int, dict[str, Any]] = {}
-            for key, value in tensors.items():
-                if key.startswith("optimizer."):
-                    index, _, name = key[len("optimizer."):].partition(".")
-                    state.setdefault(int(index), {})[name] = value
-            for key, value in optimizer["scalars"].items():
-                index, _, name = key.partition(".")
-                state.setdefault(int(index), {})[name] = value
-            optimizer = {"state": state, "param_groups": optimizer["param_groups"]}
-        return SharedState(after_task, weights, optimizer)
+        return shared_state_from_tensors(tensors, meta, self._shared_keys(), where=self.shared_path, fix=fix)
 
     # ----------------------------------------------------------------- masks
     def mask_path(self, task_id: int) -> Path:
