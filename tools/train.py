@@ -155,7 +155,8 @@ def train(ctx, dataset, data_dir, model_name, method, context_powers, num_tasks,
     with user_errors(), RunDirectory.create(out, config) as run:  # holds the run's lock until the command ends
         click.echo(f"data: {stream.note}")
         if uses_fused_rmsprop(train_config, dev):
-            click.echo("optimizer: RMSprop, fused CPU kernel (one sweep per step, mask included; SUPSUP_FUSED=0 for torch's)")
+            sweep = "one sweep per step, mask included" if method_object.uses_masks else "one sweep per tensor and step"
+            click.echo(f"optimizer: RMSprop, fused CPU kernel ({sweep}; SUPSUP_FUSED=0 for torch's)")
         if nn_config is not None:
             _train_nn(run, nn_config, stream, dev, progress)
             return
