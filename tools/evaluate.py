@@ -101,6 +101,9 @@ def evaluate(ctx: click.Context, run_dir: Path, scenario: str, inference: str, o
                 raise click.BadParameter(f"--inference chooses how superposed masks are searched, but --method "
                                          f"{run.config.method} tries every task (exhaustive search); drop it.",
                                          param_hint="--inference")
+            if exhaustive and objective != "entropy":
+                raise click.BadParameter(f"--method {run.config.method} finds the task by comparing output entropies "
+                                         "(exhaustive search); use --objective entropy.", param_hint="--objective")
             stream = build_stream(run.config.stream, dev)
             config = GNConfig.for_stream(stream, scenario=scenario, inference=inference, objective=objective,
                                          real_outputs=real_outputs, images_per_inference=images_per_inference,

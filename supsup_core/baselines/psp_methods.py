@@ -48,6 +48,11 @@ class PSP(Method):
             a, b, kind=self.kind, seed=self.seed, layer=i, powers=self.context_powers, num_tasks=config.num_tasks,
             generator=generator))
 
+    def task_parameters(self, model: nn.Module, task_id: int) -> list[nn.Parameter]:
+        """Nothing of its own: a task trains only the shared weights (:meth:`shared_parameters`), with the one
+        optimizer the run keeps (the layers' ``task_parameters`` are those same shared tensors)."""
+        return []
+
     def shared_parameters(self, model: nn.Module) -> list[nn.Parameter]:
         return list(model.parameters())
 

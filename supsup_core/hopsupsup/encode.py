@@ -25,7 +25,7 @@ from hopfield_masks import (
 from hopfield_masks.factory import DEFAULT_MAX_BYTES
 from hopfield_masks.files import check_store_target
 from supsup_core.nn import modes
-from supsup_core.train.runs import RunDirectory
+from supsup_core.train.runs import RUN_ENTRIES, RunDirectory
 
 __all__ = [
     "mask_layout",
@@ -36,7 +36,7 @@ __all__ = [
     "check_store_matches",
 ]
 
-RUN_FILES = ("config.json", "weights.safetensors", "results.json", "masks", "scores")
+RUN_FILES = RUN_ENTRIES
 """Names at the top of a run directory that the run itself uses (hidden names, e.g. locks and temp files, too)."""
 
 

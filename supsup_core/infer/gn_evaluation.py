@@ -212,9 +212,7 @@ def evaluate_gn_exhaustive(model: nn.Module, tasks: Sequence[TaskData], config: 
     For methods whose tasks differ by more than masks (BatchEnsemble's factors); ``model`` holds the
     learned tasks ``0..len(tasks)-1``. Only the entropy objective applies; ``config.inference`` is not used.
     """
-    if config.objective != "entropy":
-        raise ValueError(f"exhaustive task inference compares output entropies; got objective {config.objective!r}. "
-                         "Use --objective entropy.")
+    _check_exhaustive_objective(config)
     learned = modes.num_tasks(model)
     if not tasks or learned < len(tasks):
         raise ValueError(f"{len(tasks)} test sets but the model holds {learned} learned task(s); pass one test set per learned task.")
@@ -228,6 +226,12 @@ def evaluate_gn_exhaustive(model: nn.Module, tasks: Sequence[TaskData], config: 
         tasks, config, range(len(tasks)), progress,
         infer_group=lambda x: infer_task_exhaustive(model, x, candidates, real_outputs=config.real_outputs).task_id,
         correct_with=correct_with)
+
+
+def _check_exhaustive_objective(config: GNConfig) -> None:
+    if config.objective != "entropy":
+        raise ValueError(f"exhaustive task inference compares output entropies; got objective {config.objective!r}. "
+                         "Use --objective entropy.")
 
 
 def _evaluate_groups(tasks: Sequence[TaskData], config: GNConfig, mask_of_task: Sequence[int], progress: bool, *,
@@ -303,6 +307,8 @@ def evaluate_run_gn(run: RunDirectory, config: GNConfig, *, device: torch.device
     if method.task_inference is None:
         raise ValueError(f"{run.path} was trained with --method {run.config.method}, which has no way to find a task without "
                          "its id; evaluate it with --scenario GG.")
+    if method.task_inference == "exhaustive-entropy":
+        _check_exhaustive_objective(config)
     saved = run.saved_tasks()
     if not saved:
         raise ValueError(f"the run in {run.path} holds no trained task (no mask files); train it first with `supsup train`.")

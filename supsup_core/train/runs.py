@@ -66,7 +66,7 @@ from supsup_core.train.task_state import (
 )
 from supsup_core.train.training import TrainConfig
 
-__all__ = ["RunConfig", "RunDirectory", "SharedState", "FORMAT_VERSION", "READS_FORMATS", "MASK_FORMAT"]
+__all__ = ["RunConfig", "RunDirectory", "SharedState", "FORMAT_VERSION", "READS_FORMATS", "MASK_FORMAT", "RUN_ENTRIES"]
 
 # 2: weights, mask and scores files carry a checksum (1 had none); 3: task files hold any task module's
 # state ("bits."/"state." tensors) and config.json names the method
@@ -76,6 +76,8 @@ MASK_FORMAT = "supsup-task-masks"
 WEIGHTS_FORMAT = "supsup-weights"
 SCORES_FORMAT = "supsup-task-scores"
 SHARED_FORMAT = "supsup-shared-state"
+RUN_ENTRIES = ("config.json", "weights.safetensors", "shared.safetensors", "results.json", "masks", "scores")
+"""The names at the top of a run directory that the run itself writes (besides hidden lock and temp files)."""
 # atomic_write_bytes' temp files: ".<target name>.<random>.tmp" beside the target
 _RUN_FILE = re.compile(r"config\.json|results\.json|weights\.safetensors|shared\.safetensors|task_\d+\.safetensors")
 
