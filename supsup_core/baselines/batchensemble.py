@@ -11,17 +11,15 @@ found by exhaustive search, the task whose factors give the lowest mean output e
 from __future__ import annotations
 
 import math
-from typing import Mapping
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from supsup_core.baselines.fc import build_fc_stack
+from supsup_core.baselines.task_tensors import TaskTensors
 from supsup_core.checks import check_int
 from supsup_core.nn.method import Method
 from supsup_core.nn.models import FC_MODELS, ModelConfig
-from supsup_core.nn.task_modules import TaskModule
 
 __all__ = ["BatchEnsembleLinear", "BatchEnsemble", "sign_init"]
 
@@ -31,74 +29,33 @@ def sign_init(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
     return torch.randint(0, 2, (n,), generator=generator).to(torch.float32) * 2 - 1
 
 
-class BatchEnsembleLinear(TaskModule):
+class BatchEnsembleLinear(TaskTensors):
     """A shared weight ``W`` (out, in), no bias, and per task fast weights ``r`` (in,) and ``s`` (out,).
 
-    ``forward(x) = s_t ⊙ (W (r_t ⊙ x))`` for the current task ``t``. ``W`` is initialised Kaiming normal
-    (std sqrt(2/in), the reference's ``kaiming_normal``) from ``generator``.
+    ``forward(x) = s_t ⊙ (W (r_t ⊙ x))`` for the current task ``t`` (``self.r[t]``, ``self.s[t]``). ``W`` is
+    initialised Kaiming normal (std sqrt(2/in), the reference's ``kaiming_normal``) from ``generator``.
     """
+
+    state_lists = {"r": "r", "s": "s"}
 
     def __init__(self, in_features: int, out_features: int, *, num_tasks: int = 0,
                  generator: torch.Generator | None = None) -> None:
-        super().__init__()
         check_int(in_features, "in_features", minimum=1)
         check_int(out_features, "out_features", minimum=1)
+        super().__init__()
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.weight = nn.Parameter(torch.randn(out_features, in_features, generator=generator) * math.sqrt(2 / in_features))
-        self.r, self.s = nn.ParameterList(), nn.ParameterList()
-        self._task_id = 0
         for _ in range(num_tasks):
             self.add_task(generator=generator)
 
-    @property
-    def num_tasks(self) -> int:
-        return len(self.r)
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"r": (self.in_features,), "s": (self.out_features,)}
 
-    def add_task(self, init: Mapping[str, torch.Tensor] | None = None, *,
-                 generator: torch.Generator | None = None) -> int:
-        """A new task's fast weights: ``init`` (keys ``r``, ``s``) or random signs from ``generator``."""
-        if init is None:
-            init = {"r": sign_init(self.in_features, generator), "s": sign_init(self.out_features, generator)}
-        return self._append(init, trainable=True)
-
-    def _append(self, state: Mapping[str, torch.Tensor], *, trainable: bool) -> int:
-        if set(state) != {"r", "s"}:
-            raise ValueError(f"a BatchEnsemble task's state holds 'r' and 's'; got {sorted(state)}. The file belongs to another method.")
-        if tuple(state["r"].shape) != (self.in_features,) or tuple(state["s"].shape) != (self.out_features,):
-            raise ValueError(f"fast weights of shapes {tuple(state['r'].shape)}/{tuple(state['s'].shape)} do not fit a "
-                             f"{self.in_features}->{self.out_features} layer; the file belongs to another run.")
-        device = self.weight.device
-        self.r.append(nn.Parameter(state["r"].detach().to(device, torch.float32).clone(), requires_grad=trainable))
-        self.s.append(nn.Parameter(state["s"].detach().to(device, torch.float32).clone(), requires_grad=trainable))
-        return len(self.r) - 1
-
-    def set_task(self, task_id: int) -> None:
-        self._check_task(task_id)
-        self._task_id = int(task_id)
-
-    def task_state(self, task_id: int) -> dict[str, torch.Tensor]:
-        self._check_task(task_id)
-        return {"r": self.r[task_id].detach(), "s": self.s[task_id].detach()}
-
-    def add_frozen_task(self, state: Mapping[str, torch.Tensor]) -> int:
-        return self._append(state, trainable=False)
-
-    def task_parameters(self, task_id: int) -> list[nn.Parameter]:
-        self._check_task(task_id)
-        return [p for p in (self.r[task_id], self.s[task_id]) if p.requires_grad]
-
-    def freeze_task(self, task_id: int) -> None:
-        self._check_task(task_id)
-        self.r[task_id].requires_grad_(False)
-        self.s[task_id].requires_grad_(False)
-
-    def _check_task(self, task_id: int) -> None:
-        if not 0 <= task_id < self.num_tasks:
-            raise ValueError(f"task_id {task_id} is out of range: this layer holds {self.num_tasks} task(s); call add_task() first.")
+    def initial_state(self, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
+        return {"r": sign_init(self.in_features, generator), "s": sign_init(self.out_features, generator)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        t = self._task_id
-        return F.linear(x * self.r[t], self.weight) * self.s[t]
+        return F.linear(x * self.task_tensor("r"), self.weight) * self.task_tensor("s")
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, tasks={self.num_tasks}"

@@ -3,17 +3,17 @@ per task on a fine-tuned trunk, and a separate full network per task (a model's 
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from supsup_core.baselines.fc import build_fc_stack
+from supsup_core.baselines.task_tensors import TaskTensors
 from supsup_core.checks import check_int
 from supsup_core.nn.method import Method
 from supsup_core.nn.models import FC_MODELS, ModelConfig
-from supsup_core.nn.task_modules import TaskModule
 
 __all__ = ["TaskLinear", "plain_linear", "FineTune", "FineTuneMultiHead", "Separate"]
 
@@ -32,75 +32,32 @@ def plain_linear(in_features: int, out_features: int, generator: torch.Generator
     return layer
 
 
-class TaskLinear(TaskModule):
+class TaskLinear(TaskTensors):
     """A linear layer with its own weight and bias per task (a separate network's layer, or a task's head).
 
-    Task state: ``weight`` (out, in) and ``bias`` (out,), float32; a new task is initialised as
-    ``nn.Linear`` is (uniform in ±1/sqrt(in)) from the task's generator.
+    Task state: ``weight`` (out, in) and ``bias`` (out,), float32 (``self.weights[t]``, ``self.biases[t]``);
+    a new task is initialised as ``nn.Linear`` is (uniform in ±1/sqrt(in)) from the task's generator.
     """
 
+    state_lists = {"weight": "weights", "bias": "biases"}
+
     def __init__(self, in_features: int, out_features: int, *, num_tasks: int = 0) -> None:
-        super().__init__()
         check_int(in_features, "in_features", minimum=1)
         check_int(out_features, "out_features", minimum=1)
+        super().__init__()
         self.in_features, self.out_features = int(in_features), int(out_features)
-        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
-        self.register_buffer("_device_probe", torch.empty(0), persistent=False)  # follows .to(device)
-        self._task_id = 0
         for _ in range(num_tasks):
             self.add_task()
 
-    @property
-    def num_tasks(self) -> int:
-        return len(self.weights)
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"weight": (self.out_features, self.in_features), "bias": (self.out_features,)}
 
-    def add_task(self, init: Mapping[str, torch.Tensor] | None = None, *,
-                 generator: torch.Generator | None = None) -> int:
-        """A new task's weight and bias: ``init`` (keys ``weight``, ``bias``) or drawn from ``generator``."""
-        if init is None:
-            bound = 1 / math.sqrt(self.in_features)
-            init = {"weight": _uniform((self.out_features, self.in_features), bound, generator),
-                    "bias": _uniform((self.out_features,), bound, generator)}
-        return self._append(init, trainable=True)
-
-    def _append(self, state: Mapping[str, torch.Tensor], *, trainable: bool) -> int:
-        if set(state) != {"weight", "bias"}:
-            raise ValueError(f"a TaskLinear task's state holds 'weight' and 'bias'; got {sorted(state)}. The file belongs to another method.")
-        weight, bias = state["weight"], state["bias"]
-        if tuple(weight.shape) != (self.out_features, self.in_features) or tuple(bias.shape) != (self.out_features,):
-            raise ValueError(f"task state of shapes {tuple(weight.shape)}/{tuple(bias.shape)} does not fit a "
-                             f"{self.in_features}->{self.out_features} layer; the file belongs to another run.")
-        device = self._device_probe.device
-        self.weights.append(nn.Parameter(weight.detach().to(device, torch.float32).clone(), requires_grad=trainable))
-        self.biases.append(nn.Parameter(bias.detach().to(device, torch.float32).clone(), requires_grad=trainable))
-        return len(self.weights) - 1
-
-    def set_task(self, task_id: int) -> None:
-        self._check_task(task_id)
-        self._task_id = int(task_id)
-
-    def task_state(self, task_id: int) -> dict[str, torch.Tensor]:
-        self._check_task(task_id)
-        return {"weight": self.weights[task_id].detach(), "bias": self.biases[task_id].detach()}
-
-    def add_frozen_task(self, state: Mapping[str, torch.Tensor]) -> int:
-        return self._append(state, trainable=False)
-
-    def task_parameters(self, task_id: int) -> list[nn.Parameter]:
-        self._check_task(task_id)
-        return [p for p in (self.weights[task_id], self.biases[task_id]) if p.requires_grad]
-
-    def freeze_task(self, task_id: int) -> None:
-        self._check_task(task_id)
-        self.weights[task_id].requires_grad_(False)
-        self.biases[task_id].requires_grad_(False)
-
-    def _check_task(self, task_id: int) -> None:
-        if not 0 <= task_id < self.num_tasks:
-            raise ValueError(f"task_id {task_id} is out of range: this layer holds {self.num_tasks} task(s); call add_task() first.")
+    def initial_state(self, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
+        bound = 1 / math.sqrt(self.in_features)
+        return {key: _uniform(shape, bound, generator) for key, shape in self.state_shapes().items()}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weights[self._task_id], self.biases[self._task_id])
+        return F.linear(x, self.task_tensor("weight"), self.task_tensor("bias"))
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, tasks={self.num_tasks}"

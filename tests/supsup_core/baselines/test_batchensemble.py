@@ -85,9 +85,9 @@ def test_a_frozen_task_reproduces_the_outputs_exactly_and_trains_nothing(generat
 
 
 @pytest.mark.parametrize("state, match", [
-    ({"r": torch.ones(6)}, r"holds 'r' and 's'; got \['r'\]\. The file belongs to another method"),
+    ({"r": torch.ones(6)}, r"BatchEnsembleLinear task's state holds \['r', 's'\]; got \['r'\]\. The file belongs to another method"),
     ({"r": torch.ones(6), "s": torch.ones(4), "scores": torch.ones(4)}, "The file belongs to another method"),
-    ({"r": torch.ones(4), "s": torch.ones(6)}, r"shapes \(4,\)/\(6,\) do not fit a 6->4 layer; the file belongs to another run"),
+    ({"r": torch.ones(4), "s": torch.ones(6)}, r"shapes \{'r': \(4,\), 's': \(6,\)\} does not fit this BatchEnsembleLinear .*the file belongs to another run"),
 ])
 def test_a_bad_task_state_names_the_fix(state, match):
     assert_refuses_state(BatchEnsembleLinear(6, 4), state, match)
