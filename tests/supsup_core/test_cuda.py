@@ -59,3 +59,21 @@ def test_rmsprop_on_cuda_is_torchs_and_trains_the_masked_layer():
     opt.step()
     after = [layer.task_scores(0).detach() for layer in modes.masked_layers(model).values()]
     assert all(not torch.equal(a, b) for a, b in zip(after, before))
+
+
+@pytest.mark.parametrize("method", ["psp-rotation", "psp-complex", "psp-binary", "batchensemble", "finetune",
+                                    "finetune-multihead", "separate"])
+def test_every_baseline_trains_on_cuda_and_evaluates_on_cpu(tmp_path, method):
+    """Per-task tensors, contexts, shared weights and the kept optimizer live on the run's device; the files
+    written there load on the CPU, where the accuracies agree within a margin (other kernels, other rounding)."""
+    from supsup_core.train.evaluation import evaluate_gg
+    from supsup_core.train.methods import method_train_config
+
+    digits = load_digits()
+    config = RunConfig(model=ModelConfig(name="lenet", input_shape=(1, 8, 8), num_tasks=0, width=32),
+                       stream=StreamConfig(dataset="permuted-mnist", num_tasks=2),
+                       train=method_train_config(method, iterations=30, batch_size=64), seed=0, method=method)
+    with RunDirectory.create(tmp_path / "run", config) as run:
+        result = train_run(run, device="cuda", stream=build_stream(config.stream, device="cuda", data=digits))
+    on_cpu = evaluate_gg(RunDirectory.open(tmp_path / "run"), device="cpu")
+    assert all(abs(a - b) <= 0.02 for a, b in zip(on_cpu.per_task_accuracy, result.accuracy_matrix[-1]))
