@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from supsup_core.baselines.contexts import binary_context
 from supsup_core.baselines.fc import build_fc_stack
 from supsup_core.baselines.task_tensors import TaskTensors
 from supsup_core.checks import check_int
@@ -25,8 +26,9 @@ __all__ = ["BatchEnsembleLinear", "BatchEnsemble", "sign_init"]
 
 
 def sign_init(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Signs uniform on {−1, +1}, float32 of shape ``(n,)`` (the reference's fast-weight initialisation)."""
-    return torch.randint(0, 2, (n,), generator=generator).to(torch.float32) * 2 - 1
+    """Signs uniform on {−1, +1}, float32 of shape ``(n,)`` (the reference's fast-weight initialisation; the
+    same draw as a binary PSP context)."""
+    return binary_context(n, generator)
 
 
 class BatchEnsembleLinear(TaskTensors):
@@ -71,7 +73,7 @@ class BatchEnsemble(Method):
 
     def build_model(self, config: ModelConfig, generator: torch.Generator | None = None) -> nn.Module:
         self.check_model(config)
-        return build_fc_stack(config, lambda a, b, i, last: BatchEnsembleLinear(a, b, generator=generator))
+        return build_fc_stack(config, lambda a, b, i, last: BatchEnsembleLinear(a, b, generator=generator), generator)
 
     def shared_parameters(self, model: nn.Module) -> list[nn.Parameter]:
         return [m.weight for m in model.modules() if isinstance(m, BatchEnsembleLinear)]

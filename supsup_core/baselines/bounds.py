@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from supsup_core.baselines.fc import build_fc_stack
+from supsup_core.baselines.fc import build_fc_stack, uniform
 from supsup_core.baselines.task_tensors import TaskTensors
 from supsup_core.checks import check_int
 from supsup_core.nn.method import Method
@@ -18,17 +18,13 @@ from supsup_core.nn.models import FC_MODELS, ModelConfig
 __all__ = ["TaskLinear", "plain_linear", "FineTune", "FineTuneMultiHead", "Separate"]
 
 
-def _uniform(shape: tuple[int, ...], bound: float, generator: torch.Generator | None) -> torch.Tensor:
-    return (torch.rand(shape, generator=generator) * 2 - 1) * bound
-
-
 def plain_linear(in_features: int, out_features: int, generator: torch.Generator | None = None) -> nn.Linear:
     """``nn.Linear`` initialised as torch does (weight and bias uniform in ±1/sqrt(in)), but from ``generator``."""
     layer = nn.Linear(in_features, out_features)
     bound = 1 / math.sqrt(in_features)
     with torch.no_grad():
-        layer.weight.copy_(_uniform((out_features, in_features), bound, generator))
-        layer.bias.copy_(_uniform((out_features,), bound, generator))
+        layer.weight.copy_(uniform((out_features, in_features), bound, generator))
+        layer.bias.copy_(uniform((out_features,), bound, generator))
     return layer
 
 
@@ -54,7 +50,7 @@ class TaskLinear(TaskTensors):
 
     def initial_state(self, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
         bound = 1 / math.sqrt(self.in_features)
-        return {key: _uniform(shape, bound, generator) for key, shape in self.state_shapes().items()}
+        return {key: uniform(shape, bound, generator) for key, shape in self.state_shapes().items()}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.task_tensor("weight"), self.task_tensor("bias"))
@@ -76,7 +72,7 @@ class FineTune(Method):
 
     def build_model(self, config: ModelConfig, generator: torch.Generator | None = None) -> nn.Module:
         self.check_model(config)
-        return build_fc_stack(config, lambda a, b, i, last: plain_linear(a, b, generator))
+        return build_fc_stack(config, lambda a, b, i, last: plain_linear(a, b, generator), generator)
 
     def shared_parameters(self, model: nn.Module) -> list[nn.Parameter]:
         return list(model.parameters())
@@ -99,7 +95,8 @@ class FineTuneMultiHead(Method):
 
     def build_model(self, config: ModelConfig, generator: torch.Generator | None = None) -> nn.Module:
         self.check_model(config)
-        return build_fc_stack(config, lambda a, b, i, last: TaskLinear(a, b) if last else plain_linear(a, b, generator))
+        return build_fc_stack(config, lambda a, b, i, last: TaskLinear(a, b) if last else plain_linear(a, b, generator),
+                              generator)
 
     def shared_parameters(self, model: nn.Module) -> list[nn.Parameter]:
         return [p for layer in model.layers[:-1] for p in layer.parameters()]
@@ -118,4 +115,4 @@ class Separate(Method):
 
     def build_model(self, config: ModelConfig, generator: torch.Generator | None = None) -> nn.Module:
         self.check_model(config)
-        return build_fc_stack(config, lambda a, b, i, last: TaskLinear(a, b))
+        return build_fc_stack(config, lambda a, b, i, last: TaskLinear(a, b), generator)

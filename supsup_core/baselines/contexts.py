@@ -24,7 +24,7 @@ from hopfield_masks.seeding import seeded_generator
 from supsup_core.checks import check_choice, check_int
 
 __all__ = ["CONTEXT_KINDS", "CONTEXT_STREAM", "rotation_context", "complex_context", "binary_context",
-           "task_context", "context_nbytes"]
+           "task_context", "context_power", "check_context_powers", "context_nbytes"]
 
 CONTEXT_STREAM = 3
 """Purpose key of the context draws: layer l's context of task t comes from ``seeded_generator(seed, t, l, CONTEXT_STREAM)``."""
@@ -80,20 +80,31 @@ def task_context(kind: str, n: int, *, seed: int, task_id: int, layer: int = 0, 
     check_int(n, "n", minimum=1, fix="Give the layer's number of input features.")
     check_int(task_id, "task_id", minimum=0)
     check_int(layer, "layer", minimum=0)
-    if powers and kind == "binary":
-        raise ValueError("powers of a binary context repeat every second task (C² = I); use --context-powers with "
-                         "rotation or complex contexts only.")
+    if powers:
+        check_context_powers(kind)
     if not powers:
         return CONTEXT_KINDS[kind](n, seeded_generator(seed, task_id, layer, CONTEXT_STREAM))
-    base = CONTEXT_KINDS[kind](n, seeded_generator(seed, 0, layer, CONTEXT_STREAM))
+    return context_power(kind, CONTEXT_KINDS[kind](n, seeded_generator(seed, 0, layer, CONTEXT_STREAM)), task_id + 1)
+
+
+def check_context_powers(kind: str) -> None:
+    """Raise ``ValueError`` unless contexts of ``kind`` can be powers of one context (not binary: C² = I)."""
+    if kind == "binary":
+        raise ValueError("powers of a binary context repeat every second task (C² = I); use --context-powers with "
+                         "rotation or complex contexts (psp-rotation, psp-complex) only.")
+
+
+def context_power(kind: str, base: torch.Tensor, exponent: int) -> torch.Tensor:
+    """``base`` to the power ``exponent``: a matrix power (in float64) for rotation, elementwise otherwise."""
     if kind == "rotation":
-        return torch.linalg.matrix_power(base.double(), task_id + 1).float()
-    return base ** (task_id + 1)
+        return torch.linalg.matrix_power(base.double(), exponent).float()
+    return base ** exponent
 
 
 def context_nbytes(kind: str, n: int, *, powers: bool = False) -> int:
     """Bytes a task's context takes in memory as drawn: N² float32 for rotation, N complex64 for complex, N
-    float32 for binary (N bits would do, packed), and nothing per task with powers."""
+    float32 for binary (N bits would do, packed), and nothing per task with powers (a layer then holds its one
+    context and the current task's power, whatever the number of tasks)."""
     check_choice(kind, "context kind", CONTEXT_KINDS, "Use rotation, complex or binary.")
     if powers:
         return 0

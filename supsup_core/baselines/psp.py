@@ -3,7 +3,8 @@
 The context (:mod:`supsup_core.baselines.contexts`) is rebuilt from the run's seed, the task id and the
 layer's index, so a task stores nothing (``task_state`` is empty) and the memory per task is
 :func:`~supsup_core.baselines.contexts.context_nbytes`. The shared ``weight`` and ``bias`` are what every
-task trains (``task_parameters``), as in the reference code, where all layers train on every task.
+task trains, as in the reference code, where all layers train on every task; no parameter belongs to one
+task (``task_parameters`` is empty).
 
 :class:`PSPLinear` applies the context to the layer's input. :class:`PSPConv2d` superposes the kernel, not
 the image (Cheung et al. 2019): the context acts on the kernel's input side, the N = in·kh·kw numbers one
@@ -23,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from supsup_core.baselines.contexts import CONTEXT_KINDS, context_nbytes, task_context
+from supsup_core.baselines.contexts import CONTEXT_KINDS, context_nbytes, context_power, task_context
+from supsup_core.baselines.fc import uniform
 from supsup_core.checks import check_choice, check_int
 from supsup_core.nn.task_modules import TaskModule
 
@@ -45,19 +47,26 @@ class _PSPLayer(TaskModule):
         check_int(num_tasks, "num_tasks", minimum=0)
         self.kind, self.seed, self.layer, self.powers = kind, int(seed), int(layer), bool(powers)
         self.context_size = int(context_size)
-        # Kaiming uniform with the fan-in bound, as nn.Linear and nn.Conv2d draw weight and bias
+        # Kaiming uniform with the fan-in bound, as nn.Linear and nn.Conv2d draw weight and bias. A complex weight
+        # draws its real and imaginary parts so each is a real layer's weight: Re(W c) = Re(W) cos φ − Im(W) sin φ
+        # then has a real layer's variance, so the kinds start alike.
         bound = 1 / math.sqrt(self.context_size)
-        weight = (torch.rand(weight_shape, generator=generator) * 2 - 1) * bound
-        if kind == "complex":  # the same variance split over the real and imaginary parts
-            imag = (torch.rand(weight_shape, generator=generator) * 2 - 1) * bound
-            weight = torch.complex(weight, imag) / math.sqrt(2)
+        weight = uniform(weight_shape, bound, generator)
+        if kind == "complex":
+            weight = torch.complex(weight, uniform(weight_shape, bound, generator))
         self.weight = nn.Parameter(weight)
         if bias:
-            self.bias = nn.Parameter((torch.rand(weight_shape[0], generator=generator) * 2 - 1) * bound)
+            self.bias = nn.Parameter(uniform((weight_shape[0],), bound, generator))
         else:
             self.register_parameter("bias", None)
-        self._num_tasks = 0  # task t's context is the non-persistent buffer context_t: it follows .to(), is never saved
+        # Task t's context is the non-persistent buffer context_t (it follows .to(), is never saved). With powers
+        # the layer keeps only the one context C (context_base) and the current task's power, computed when asked.
+        self._num_tasks = 0
         self._task_id = 0
+        self._power: tuple[int, torch.Tensor] | None = None
+        if self.powers:
+            self.register_buffer("context_base", task_context(kind, self.context_size, seed=self.seed, task_id=0,
+                                                              layer=self.layer), persistent=False)
         for _ in range(num_tasks):
             self.add_task()
 
@@ -68,11 +77,23 @@ class _PSPLayer(TaskModule):
     def context(self, task_id: int) -> torch.Tensor:
         """Task ``task_id``'s context: (N, N) for rotation, (N,) otherwise, with N = ``context_size``."""
         self._check_task(task_id)
-        return getattr(self, f"context_{task_id}")
+        if not self.powers:
+            return getattr(self, f"context_{task_id}")
+        base = self.context_base
+        if self._power is None or self._power[0] != task_id or self._power[1].device != base.device:
+            self._power = (task_id, context_power(self.kind, base, task_id + 1))
+        return self._power[1]
 
     def context_nbytes(self) -> int:
         """Bytes of context this layer holds per task in memory (0 with powers); the run directory stores none."""
         return context_nbytes(self.kind, self.context_size, powers=self.powers)
+
+    def draw_context(self, task_id: int) -> torch.Tensor | None:
+        """Task ``task_id``'s context as drawn from the run's seed and the layer (None with powers: nothing is
+        kept per task)."""
+        if self.powers:
+            return None
+        return task_context(self.kind, self.context_size, seed=self.seed, task_id=task_id, layer=self.layer)
 
     def add_task(self, init: Mapping[str, torch.Tensor] | None = None, *,
                  generator: torch.Generator | None = None) -> int:
@@ -80,12 +101,26 @@ class _PSPLayer(TaskModule):
         if init:
             raise ValueError(f"a PSP layer's task has no state to start from (its context is drawn); got "
                              f"{sorted(init)}. Call add_task() without init.")
+        return self.append_context(self.draw_context(self._num_tasks))
+
+    def append_context(self, context: torch.Tensor | None) -> int:
+        """Add the next task with ``context`` (from :meth:`draw_context` of that task id); returns its id."""
         task_id = self._num_tasks
-        context = task_context(self.kind, self.context_size, seed=self.seed, task_id=task_id, layer=self.layer,
-                               powers=self.powers)
-        self.register_buffer(f"context_{task_id}", context.to(self.weight.device), persistent=False)
+        if context is not None:
+            self.register_buffer(f"context_{task_id}", context.to(self.weight.device), persistent=False)
         self._num_tasks += 1
         return task_id
+
+    def pop_tasks(self, count: int) -> None:
+        """Remove the last ``count`` tasks (and their contexts)."""
+        check_int(count, "count", minimum=0)
+        if count > self._num_tasks:
+            raise ValueError(f"cannot remove {count} tasks: this layer holds {self._num_tasks}.")
+        for task_id in range(self._num_tasks - count, self._num_tasks):
+            if not self.powers:
+                delattr(self, f"context_{task_id}")
+        self._num_tasks -= count
+        self._task_id = min(self._task_id, max(0, self._num_tasks - 1))
 
     def set_task(self, task_id: int) -> None:
         self._check_task(task_id)
@@ -101,8 +136,10 @@ class _PSPLayer(TaskModule):
         return self.add_task(state)
 
     def task_parameters(self, task_id: int) -> list[nn.Parameter]:
-        """The shared weight and bias (if any): every task trains them."""
-        return [p for p in (self.weight, self.bias) if p is not None]
+        """Nothing belongs to one task: the weight and bias are shared by all of them (a PSP method trains them
+        with one optimizer through the run, see :meth:`supsup_core.nn.method.Method.shared_parameters`)."""
+        self._check_task(task_id)
+        return []
 
     def _check_task(self, task_id: int) -> None:
         if not 0 <= task_id < self._num_tasks:

@@ -10,12 +10,12 @@ Complex layers feed the real part of their output to the next ReLU (see :class:`
 """
 from __future__ import annotations
 
-import copy
 from typing import Callable, ClassVar, Sequence
 
 import torch
 from torch import nn
 
+from supsup_core.baselines.contexts import check_context_powers
 from supsup_core.baselines.fc import build_fc_stack
 from supsup_core.baselines.psp import PSPConv2d, PSPLinear
 from supsup_core.nn.method import Method
@@ -37,16 +37,15 @@ class PSP(Method):
     train_defaults = {"optimizer": "rmsprop", "lr": 1e-4}  # the reference's PSP runs: RMSprop 1e-4
 
     def __init__(self, *, seed: int = 0, context_powers: bool = False) -> None:
-        if context_powers and self.kind == "binary":
-            raise ValueError("powers of a binary context repeat every second task (C² = I); use --context-powers with "
-                             "psp-rotation or psp-complex only.")
+        if context_powers:
+            check_context_powers(self.kind)
         self.seed, self.context_powers = int(seed), bool(context_powers)
+        self._future: dict[tuple[int, int], torch.Tensor | None] = {}  # (layer, task) -> context, see untrained_task_accuracy
 
     def build_model(self, config: ModelConfig, generator: torch.Generator | None = None) -> nn.Module:
         self.check_model(config)
         return build_fc_stack(config, lambda a, b, i, last: PSPLinear(
-            a, b, kind=self.kind, seed=self.seed, layer=i, powers=self.context_powers, num_tasks=config.num_tasks,
-            generator=generator))
+            a, b, kind=self.kind, seed=self.seed, layer=i, powers=self.context_powers, generator=generator), generator)
 
     def task_parameters(self, model: nn.Module, task_id: int) -> list[nn.Parameter]:
         """Nothing of its own: a task trains only the shared weights (:meth:`shared_parameters`), with the one
@@ -65,14 +64,26 @@ class PSP(Method):
 
     def untrained_task_accuracy(self, model: nn.Module, accuracy_of: Callable[[nn.Module, int], float],
                                 task_ids: Sequence[int]) -> list[float]:
-        """Each task's context over the current weights (a copy of ``model`` gets the contexts it lacks)."""
+        """Each task's context over the current weights: the contexts ``model`` lacks are appended for the
+        evaluation and removed after it. Each is drawn once per run and kept until its task is trained, so the
+        run holds one context per task at any time, as it does once every task is trained."""
         if not task_ids:
             return []
-        probe = copy.deepcopy(model)
-        for layer in psp_layers(probe):
-            while layer.num_tasks <= max(task_ids):
-                layer.add_frozen_task({})
-        return [accuracy_of(probe, t) for t in task_ids]
+        layers = psp_layers(model)
+        start = layers[0].num_tasks
+        for key in [key for key in self._future if key[1] < start]:  # trained since: the model holds them
+            del self._future[key]
+        added = max(task_ids) + 1 - start
+        try:
+            for index, layer in enumerate(layers):
+                for task_id in range(start, start + added):
+                    if (index, task_id) not in self._future:
+                        self._future[index, task_id] = layer.draw_context(task_id)
+                    layer.append_context(self._future[index, task_id])
+            return [accuracy_of(model, t) for t in task_ids]
+        finally:
+            for layer in layers:
+                layer.pop_tasks(layer.num_tasks - start)
 
 
 class PSPRotation(PSP):

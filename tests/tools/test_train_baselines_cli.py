@@ -67,7 +67,7 @@ def test_context_powers_are_recorded_and_leave_nothing_per_task(tmp_path):
      "--shared-lr sets the learning rate of weights shared between tasks, but --method supsup trains none; drop it"),
     ("separate", ["--shared-lr", "1e-3"], "but --method separate trains none; drop it"),
     ("psp-binary", ["--context-powers"],
-     "powers of a binary context repeat every second task (C² = I); use --context-powers with psp-rotation or psp-complex only"),
+     "powers of a binary context repeat every second task (C² = I); use --context-powers with rotation or complex contexts"),
     ("supsup", ["--context-powers"], "--context-powers applies to psp-rotation and psp-complex only, not to supsup; drop it"),
     ("psp-complex", ["--model", "bnnet"],
      "method 'psp-complex' is built for the models lenet, fc1024; got 'bnnet'. Use --model lenet, or --method supsup for bnnet"),

@@ -33,7 +33,8 @@ def test_tasks_differ_only_by_their_context_and_train_the_shared_weight(generato
     first = layer(x)
     layer.set_task(1)
     assert not torch.allclose(layer(x), first)
-    assert layer.task_parameters(0) == layer.task_parameters(1) == [layer.weight, layer.bias]
+    assert layer.task_parameters(0) == layer.task_parameters(1) == []  # nothing is a task's own: all is shared
+    assert list(layer.parameters()) == [layer.weight, layer.bias]
     assert layer.task_state(1) == {} and layer.context_nbytes() == 4 * 8
     assert "context_1" not in layer.state_dict()  # rebuilt from the seed, never saved
 
@@ -77,3 +78,36 @@ def test_contexts_follow_the_layer_to_a_device_and_stay_out_of_the_state_dict(ma
     layer.to("meta")  # a device without CUDA: every tensor of the module must go along
     assert {layer.context(t).device.type for t in range(2)} == {"meta"}
     assert layer.add_task() == 2 and layer.context(2).device.type == "meta"
+
+
+@pytest.mark.parametrize("kind", ["rotation", "complex"])
+def test_with_powers_a_layer_holds_one_context_whatever_the_number_of_tasks(kind, generator):
+    layer = PSPLinear(12, 3, kind=kind, seed=4, powers=True, num_tasks=6, generator=generator)
+    buffers = dict(layer.named_buffers())
+    assert list(buffers) == ["context_base"] and layer.context_nbytes() == 0
+    base = layer.context_base
+    for t in (0, 3, 5):
+        expected = torch.linalg.matrix_power(base.double(), t + 1).float() if kind == "rotation" else base ** (t + 1)
+        torch.testing.assert_close(layer.context(t), expected)
+
+
+def test_appended_contexts_equal_drawn_ones_and_pop_removes_them(generator):
+    layer = PSPLinear(5, 2, kind="rotation", seed=1, layer=2, num_tasks=1, generator=generator)
+    assert layer.append_context(layer.draw_context(1)) == 1
+    reference = PSPLinear(5, 2, kind="rotation", seed=1, layer=2, num_tasks=2, generator=generator)
+    assert torch.equal(layer.context(1), reference.context(1))
+    layer.set_task(1)
+    layer.pop_tasks(1)
+    assert layer.num_tasks == 1 and "context_1" not in dict(layer.named_buffers())
+    with pytest.raises(ValueError, match="cannot remove 2 tasks: this layer holds 1"):
+        layer.pop_tasks(2)
+
+
+def test_complex_and_real_layers_start_with_outputs_of_the_same_scale():
+    x = torch.randn(4096, 256, generator=torch.Generator().manual_seed(0))
+    stds = {}
+    for kind in ("rotation", "complex", "binary"):
+        layer = PSPLinear(256, 256, kind=kind, seed=0, num_tasks=1, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            stds[kind] = float((layer(x) - layer.bias).std())
+    assert all(abs(std / stds["rotation"] - 1) < 0.1 for std in stds.values()), stds

@@ -68,7 +68,7 @@ def test_the_same_seed_builds_the_same_network_and_another_seed_other_contexts()
 
 def test_psp_binary_refuses_context_powers():
     with pytest.raises(ValueError, match=r"powers of a binary context repeat every second task \(C² = I\); use --context-powers "
-                                         "with psp-rotation or psp-complex only"):
+                                         r"with rotation or complex contexts \(psp-rotation, psp-complex\) only"):
         get_method("psp-binary", context_powers=True)
     assert PSPRotation(context_powers=True).context_powers and PSPComplex(context_powers=True).context_powers
 
@@ -100,8 +100,10 @@ def test_untrained_task_accuracy_leaves_the_model_as_it_was(kind, powers):
         return task_id / 10
 
     assert method.untrained_task_accuracy(model, accuracy_of, [1, 3]) == [0.1, 0.3]
-    assert seen == [(False, 4, 1), (False, 4, 3)]
-    assert modes.num_tasks(model) == 1 and model.state_dict().keys() == before.keys()
+    assert seen == [(True, 4, 1), (True, 4, 3)]  # the contexts it lacked were added for the evaluation
+    assert modes.num_tasks(model) == 1 and model.state_dict().keys() == before.keys()  # and removed after it
+    assert [name for name, _ in model.named_buffers() if name.startswith("layers.1.context_")] == (
+        ["layers.1.context_base"] if powers else ["layers.1.context_0"])
     assert all(torch.equal(value, before[key]) for key, value in model.state_dict().items())
     assert method.untrained_task_accuracy(model, accuracy_of, []) == []
 
