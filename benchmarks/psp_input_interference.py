@@ -25,7 +25,8 @@ from hopfield_masks.io import write_json
 from supsup_core.data.streams import StreamConfig, build_stream
 from supsup_core.nn.models import ModelConfig
 from supsup_core.train.methods import get_method, method_train_config
-from supsup_core.train.training import evaluate_task, make_shared_optimizer, task_generator, train_task
+from supsup_core.train.continual import train_method_task
+from supsup_core.train.training import evaluate_task, make_shared_optimizer, task_generator
 
 
 def task0_curve(stream, method_name: str, width: int, *, iterations: int, record_every: int, seed: int) -> list[tuple[int, float]]:
@@ -37,14 +38,14 @@ def task0_curve(stream, method_name: str, width: int, *, iterations: int, record
     shared = make_shared_optimizer(method.shared_parameters(model), train_config)
     curve = []
     for task_id in range(stream.num_tasks):
-        method.start_task(model, generator=task_generator(seed, task_id))
 
         def record(batch: int, task_id: int = task_id) -> None:
             if (batch + 1) % record_every == 0:
                 curve.append((task_id * iterations + batch + 1, evaluate_task(model, 0, stream)))
 
-        train_task(model, task_id, stream, train_config, generator=task_generator(seed, task_id),
-                   params=method.task_parameters(model, task_id), shared_optimizer=shared, on_batch=record)
+        # what supsup train does for a task (the method's own state and, while it says so, the shared weights)
+        train_method_task(method, model, task_id, stream, train_config, generator=task_generator(seed, task_id),
+                          shared_optimizer=shared, on_batch=record)
         method.finish_task(model, task_id)
     return curve
 
@@ -74,6 +75,9 @@ def plot(curves: dict[int, dict[str, list[tuple[int, float]]]], iterations: int,
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 def main(data_dir, widths, methods, num_tasks, iterations, record_every, seed, out) -> None:
+    if record_every > iterations:
+        raise click.BadParameter(f"--record-every {record_every} is more than the {iterations} batches of a task; give at "
+                                 "most --iterations.", param_hint="--record-every")
     torch.set_num_threads(1)
     widths = [int(w) for w in widths.split(",")]
     methods = [m.strip() for m in methods.split(",") if m.strip()]

@@ -19,11 +19,7 @@ from supsup_core.infer.inference import INFERENCE
 from supsup_core.infer.objectives import OBJECTIVES
 from supsup_core.train.evaluation import evaluate_gg
 from supsup_core.train.runs import RunDirectory
-from tools.options import device_option, json_option, resolve_device, user_errors
-
-
-def _given(ctx: click.Context, name: str) -> bool:
-    return ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
+from tools.options import device_option, json_option, option_given, resolve_device, user_errors
 
 
 def _refuse_gg_on_an_nn_run(run: RunDirectory) -> None:
@@ -81,7 +77,7 @@ def evaluate(ctx: click.Context, run_dir: Path, scenario: str, inference: str, o
              json_path: str | None) -> None:
     """Evaluate every stored task of RUN and print per-task and average accuracy."""
     try:  # options that would have no effect are refused with the reason, never silently ignored
-        check_scenario_options(scenario, [name for name in GN_OPTIONS if _given(ctx, name)])
+        check_scenario_options(scenario, [name for name in GN_OPTIONS if option_given(ctx, name)])
     except ValueError as err:
         raise click.UsageError(str(err)) from err
     dev = resolve_device(device)
@@ -97,7 +93,7 @@ def evaluate(ctx: click.Context, run_dir: Path, scenario: str, inference: str, o
             output = {"scenario": scenario, "per_task_accuracy": result.per_task_accuracy, "average_accuracy": result.average_accuracy}
         else:
             exhaustive = run.config.build_method().task_inference == "exhaustive-entropy"
-            if exhaustive and _given(ctx, "inference"):
+            if exhaustive and option_given(ctx, "inference"):
                 raise click.BadParameter(f"--inference chooses how superposed masks are searched, but --method "
                                          f"{run.config.method} tries every task (exhaustive search); drop it.",
                                          param_hint="--inference")

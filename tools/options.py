@@ -33,6 +33,11 @@ def check_output_parent(ctx: click.Context, param: click.Parameter, value):
     return value
 
 
+def option_given(ctx: click.Context, name: str) -> bool:
+    """Whether option ``name`` (its parameter name) was given on the command line or from the environment."""
+    return ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
+
+
 def seed_option(func):
     return click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")(func)
 

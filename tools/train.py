@@ -23,6 +23,7 @@ from supsup_core.train.training import (
 from tools.options import (
     FiniteFloatRange,
     device_option,
+    option_given,
     resolve_device,
     seed_option,
     user_errors,
@@ -34,29 +35,28 @@ def format_matrix(matrix: list[list[float]]) -> str:
     return "\n".join(f"  after task {i:>3}: " + " ".join(f"{a:.4f}" for a in row) for i, row in enumerate(matrix))
 
 
-def _given(ctx: click.Context, name: str) -> bool:
-    return ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
-
-
 def _refuse_method_options(ctx: click.Context, method: Method, scenario: str, num_tasks: int) -> None:
     """Options that mean nothing for the chosen method are refused with the reason (before anything is written)."""
     if not method.uses_masks:
         for name in ("mask_kind", "density", "score_init", "save_scores", "transfer"):
-            if _given(ctx, name):
+            if option_given(ctx, name):
                 flag = {"mask_kind": "mask"}.get(name, name).replace("_", "-")
                 raise click.UsageError(f"--{flag} configures supermasks, but --method {method.name} trains none; drop it, "
                                        "or use --method supsup.")
-    if scenario == "NN" and method.name != "supsup":
+    if scenario == "NN" and not method.uses_masks:
         raise click.UsageError(f"--scenario NN allocates SupSup supermasks without task ids; --method {method.name} trains "
                                "task by task only. Drop --scenario NN, or use --method supsup.")
-    if _given(ctx, "shared_lr") and not any(method.trains_shared(t) for t in range(num_tasks)):
+    if option_given(ctx, "shared_lr") and option_given(ctx, "lr") and not method.trains_task_state:
+        raise click.UsageError(f"--method {method.name} trains only weights shared between tasks, at --shared-lr (or --lr "
+                               "when --shared-lr is not given); give one of the two.")
+    if option_given(ctx, "shared_lr") and not any(method.trains_shared(t) for t in range(num_tasks)):
         raise click.UsageError(f"--shared-lr sets the learning rate of weights shared between tasks, but --method "
                                f"{method.name} trains none; drop it.")
 
 
 def _refuse_ignored_options(ctx: click.Context, scenario: str, model_config: ModelConfig, save_scores: bool) -> None:
     """Options that would have no effect are refused with the reason, never silently ignored."""
-    given = functools.partial(_given, ctx)
+    given = functools.partial(option_given, ctx)
     kind = model_config.mask_config().kind
     if given("density") and kind != "topk":
         raise click.UsageError(f"--density sets the fraction kept by top-k masks, but this run's masks are {kind} masks "
@@ -115,7 +115,8 @@ def _refuse_ignored_options(ctx: click.Context, scenario: str, model_config: Mod
 def train(ctx, dataset, data_dir, model_name, method, context_powers, num_tasks, iterations, epochs, batch_size, optimizer, lr,
           momentum, weight_decay, shared_lr, mask_kind, density, score_init, output_size, width, save_scores, transfer, scenario,
           check_every, epsilon, progress, seed, device, out) -> None:
-    """Train one supermask per task (GG; rerun the same command to resume) or without task ids (NN).
+    """Train one supermask per task (GG; rerun the same command to resume) or without task ids (NN); or a
+    baseline's state per task (--method: PSP, BatchEnsemble, fine-tuning, separate networks).
 
     Every option is checked, and the data read, before anything is written. Errors in the options exit
     with status 2; errors in the data or the run directory (corrupted files, a run with other options,
@@ -130,7 +131,7 @@ def train(ctx, dataset, data_dir, model_name, method, context_powers, num_tasks,
         method_object = get_method(method, seed=seed, context_powers=context_powers)
         _refuse_method_options(ctx, method_object, scenario, num_tasks)
         # the method's reference optimizer settings where these options were not given
-        settings = {key: value if _given(ctx, key) else None for key, value in
+        settings = {key: value if option_given(ctx, key) else None for key, value in
                     (("optimizer", optimizer), ("lr", lr), ("shared_lr", shared_lr))}
         train_config = method_train_config(method, iterations=iterations, epochs=epochs, batch_size=batch_size,
                                            momentum=momentum, weight_decay=weight_decay, **settings)
@@ -155,7 +156,7 @@ def train(ctx, dataset, data_dir, model_name, method, context_powers, num_tasks,
     with user_errors(), RunDirectory.create(out, config) as run:  # holds the run's lock until the command ends
         click.echo(f"data: {stream.note}")
         if uses_fused_rmsprop(train_config, dev):
-            sweep = "one sweep per step, mask included" if method_object.uses_masks else "one sweep per tensor and step"
+            sweep = "one sweep per step, mask included" if method_object.uses_masks else "float32 tensors; others take torch's"
             click.echo(f"optimizer: RMSprop, fused CPU kernel ({sweep}; SUPSUP_FUSED=0 for torch's)")
         if nn_config is not None:
             _train_nn(run, nn_config, stream, dev, progress)

@@ -69,6 +69,8 @@ class FineTune(Method):
 
     name = "finetune"
     models = FC_MODELS
+    full_accuracy_matrix = True
+    trains_task_state = False
 
     def build_model(self, config: ModelConfig, generator: torch.Generator | None = None) -> nn.Module:
         self.check_model(config)

@@ -34,6 +34,8 @@ class PSP(Method):
 
     kind: ClassVar[str]
     models = FC_MODELS
+    full_accuracy_matrix = True
+    trains_task_state = False
     train_defaults = {"optimizer": "rmsprop", "lr": 1e-4}  # the reference's PSP runs: RMSprop 1e-4
 
     def __init__(self, *, seed: int = 0, context_powers: bool = False) -> None:

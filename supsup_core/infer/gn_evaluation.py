@@ -309,7 +309,7 @@ def evaluate_run_gn(run: RunDirectory, config: GNConfig, *, device: torch.device
                          "its id; evaluate it with --scenario GG.")
     if method.task_inference == "exhaustive-entropy":
         _check_exhaustive_objective(config)
-    saved = run.saved_tasks()
+    saved = run.trained_tasks()
     if not saved:
         raise ValueError(f"the run in {run.path} holds no trained task (no mask files); train it first with `supsup train`.")
     if saved != list(range(len(saved))):

@@ -47,6 +47,12 @@ class Method(ABC):
         (optimizer, lr, shared_lr), used where the user gives none.
     models : tuple of str, optional
         The architectures the method builds (None: every model of :data:`supsup_core.nn.models.MODELS`).
+    trains_task_state : bool
+        Whether a task trains state of its own (:meth:`task_parameters`); PSP and fine-tuning train only
+        shared weights.
+    full_accuracy_matrix : bool
+        Whether a task not trained yet has an accuracy (:meth:`untrained_task_accuracy`), so the run records
+        the full matrix, the accuracies before training and forward transfer.
     task_inference : str, optional
         How a task is found without its id (GN evaluation): ``"superposition"`` (SupSup: the gradient of
         the output entropy over superposed masks), ``"exhaustive-entropy"`` (every task tried, lowest
@@ -59,6 +65,8 @@ class Method(ABC):
     train_defaults: ClassVar[Mapping[str, Any]] = {}
     models: ClassVar[tuple[str, ...] | None] = None
     task_inference: ClassVar[str | None] = None
+    trains_task_state: ClassVar[bool] = True
+    full_accuracy_matrix: ClassVar[bool] = False
 
     def __init__(self, *, seed: int = 0, context_powers: bool = False) -> None:
         if context_powers:
@@ -115,9 +123,9 @@ class Method(ABC):
     def untrained_task_accuracy(self, model: nn.Module, accuracy_of: Callable[[nn.Module, int], float],
                                 task_ids: Sequence[int]) -> list[float] | None:
         """Accuracy of tasks not trained yet, by ``accuracy_of(model, task_id)`` with the weights as they are
-        now, where the method gives such a task a meaning (PSP: its context over the current weights;
-        fine-tuning: the one network). ``model`` itself must come back unchanged. None (the default) where
-        the method has none: SupSup has no mask for a task before training it.
+        now, where the method gives such a task a meaning (:attr:`full_accuracy_matrix`; PSP: its context
+        over the current weights; fine-tuning: the one network). ``model`` must come back as it was. None (the
+        default) where the method has none: SupSup has no mask for a task before training it.
         """
         return None
 

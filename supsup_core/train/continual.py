@@ -1,8 +1,9 @@
-"""Train a run task after task: train the task's scores, store its mask, evaluate every task so far; resumable."""
+"""Train a run task after task as its method says (SupSup: a task's scores, then its mask; baselines: their own
+state and the weights they share), store the task, evaluate every task so far; resumable."""
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
 import torch
@@ -19,7 +20,10 @@ from supsup_core.nn.method import Method
 from supsup_core.train.metrics import fwt, summarize
 from supsup_core.train.results import RunResults, TaskRecord
 from supsup_core.train.runs import RunConfig, RunDirectory
+from supsup_core.train.shared_state import SharedState
 from supsup_core.train.training import (
+    TrainConfig,
+    TrainResult,
     evaluate_task,
     evaluate_tasks,
     make_shared_optimizer,
@@ -27,7 +31,7 @@ from supsup_core.train.training import (
     train_task,
 )
 
-__all__ = ["RunResult", "check_compatible", "train_run"]
+__all__ = ["RunResult", "check_compatible", "train_method_task", "train_run"]
 
 
 class RunResult(NamedTuple):
@@ -40,7 +44,7 @@ class RunResult(NamedTuple):
     metrics : dict
         ``average_accuracy``, ``bwt``, ``forgetting_max``, ``forgetting_initial``.
     mask_bytes_per_task : list of int
-        Size of each task's mask file.
+        Size of each task's file in ``masks/`` (a mask, or whatever state the method keeps per task).
     resumed_from : int
         Tasks already finished when this call started.
     """
@@ -168,28 +172,47 @@ def train_run(
         return _train_run(run, device, stream, progress, on_task_end)
 
 
-def _shared_resume_point(run: RunDirectory, method: Method, saved: set[int], num_tasks: int) -> int:
-    """The last task whose shared weights ``shared.safetensors`` holds (-1: none), with ``saved`` cut to the task
-    files that are valid against it.
-
-    A task file written after the last shared state, by a task that trained shared weights (or followed
-    one that did), lost those weights in a crash: it is dropped from ``saved`` and trained again. A task file
-    missing at or before the shared state can be retrained alone only if no task from it on trained shared
-    weights (BatchEnsemble's later tasks); otherwise the run cannot be repaired (``ValueError``).
+def _shared_resume_point(run: RunDirectory, method: Method, saved: set[int], num_tasks: int) -> SharedState | None:
+    """The run's last shared state (None: none yet), with ``saved`` cut to the task files that fit it
+    (:meth:`RunDirectory.trained_tasks`: a file written after it by a task that trained shared weights is
+    trained again). A task file missing at or before the shared state can be retrained alone only if no task
+    from it on trained shared weights (BatchEnsemble's later tasks); otherwise the run cannot be repaired
+    (``ValueError``).
     """
     shared = run.read_shared()
     done = shared.after_task if shared is not None else -1
     if done >= num_tasks:
         raise ValueError(f"{run.shared_path} holds the weights after task {done}, but the run has {num_tasks} tasks; it "
                          "belongs to another run. Train the run again into a new --out directory.")
-    saved -= {t for t in saved if t > done and any(method.trains_shared(j) for j in range(done + 1, t + 1))}
+    saved &= set(run.trained_tasks(shared))
     for t in range(done + 1):
         if t not in saved and any(method.trains_shared(j) for j in range(t, done + 1)):
             raise ValueError(
                 f"task {t} of {run.path} has no task file, but the weights its method ({run.config.method}) shares between "
                 f"tasks were trained further after it (the run holds them after task {done}), so task {t} cannot be "
                 "trained again alone. Train the run again into a new --out directory.")
-    return done
+    return shared
+
+
+def train_method_task(method: Method, model: nn.Module, task_id: int, stream: TaskStream, config: TrainConfig, *,
+                      generator: torch.Generator, shared_optimizer: torch.optim.Optimizer | None,
+                      init: Mapping[str, Mapping[str, torch.Tensor]] | None = None, progress: bool = False,
+                      on_batch: Callable[[int], None] | None = None) -> TrainResult:
+    """Allocate task ``task_id`` in ``model`` and train it as ``method`` says: its own state with a fresh optimizer,
+    and, while :meth:`Method.trains_shared` says so, the shared weights with ``shared_optimizer`` (the one a run
+    keeps, see :func:`make_shared_optimizer`). The shared weights need grad only then.
+    """
+    method.start_task(model, init=init, generator=generator)
+    shared_params, trains_shared = method.shared_parameters(model), method.trains_shared(task_id)
+    for p in shared_params:
+        p.requires_grad_(trains_shared)
+    try:
+        return train_task(model, task_id, stream, config, generator=generator, progress=progress,
+                          params=method.task_parameters(model, task_id),
+                          shared_optimizer=shared_optimizer if trains_shared else None, on_batch=on_batch)
+    finally:
+        for p in shared_params:
+            p.requires_grad_(False)
 
 
 def _check_rows_rebuildable(run: RunDirectory, method: Method, kept: int, done: int) -> None:
@@ -214,20 +237,22 @@ def _train_run(run: RunDirectory, device: torch.device | str, stream: TaskStream
     num_tasks = stream.num_tasks
     results = run.read_results()
     saved = set(run.saved_tasks())
-    done_shared = _shared_resume_point(run, method, saved, num_tasks)
+    shared_state = _shared_resume_point(run, method, saved, num_tasks)
     kept = _kept_rows(results, saved, num_tasks)
 
     def accuracy_of(model: nn.Module, task_id: int) -> float:
         return evaluate_task(model, task_id, stream, batch_size=config.train.eval_batch_size)
 
-    # b_j of forward transfer: every task with the weights before any training, where the method defines it
-    if results.initial_accuracy is None or len(results.initial_accuracy) != num_tasks:
+    full = method.full_accuracy_matrix
+    if not full:
+        results.initial_accuracy = None
+    elif results.initial_accuracy is None or len(results.initial_accuracy) != num_tasks:
+        # b_j of forward transfer: every task with the weights before any training
         results.initial_accuracy = method.untrained_task_accuracy(
             run.load_model(device, num_tasks=0, initial_weights=True), accuracy_of, range(num_tasks))
-    full = results.initial_accuracy is not None
     if full:
         kept = min(kept, len(results.accuracy_matrix_full or []))
-    _check_rows_rebuildable(run, method, kept, done_shared)
+    _check_rows_rebuildable(run, method, kept, shared_state.after_task if shared_state is not None else -1)
     # the training record of a task whose mask file stays is kept, whatever happens to its results row
     records = {record.task_id: record for record in results.tasks if record.task_id in saved}
     del results.accuracy_matrix[kept:], results.mask_bytes_per_task[kept:], results.tasks[kept:]
@@ -237,9 +262,7 @@ def _train_run(run: RunDirectory, device: torch.device | str, stream: TaskStream
     results.method, results.dataset, results.model = config.method, config.stream.dataset, config.model.name
     results.num_tasks, results.data_note, results.mask_bits_per_task = num_tasks, stream.note, _mask_bits(model)
     results.shared_bytes = method.shared_bytes(model)
-    shared_params = method.shared_parameters(model)
-    shared_optimizer = make_shared_optimizer(shared_params, config.train)
-    shared_state = run.read_shared()
+    shared_optimizer = make_shared_optimizer(method.shared_parameters(model), config.train)
     if shared_optimizer is not None and shared_state is not None and shared_state.optimizer is not None:
         shared_optimizer.load_state_dict(shared_state.optimizer)
     score_sum = _ScoreSum(run) if config.transfer else None
@@ -248,26 +271,19 @@ def _train_run(run: RunDirectory, device: torch.device | str, stream: TaskStream
         if task_id in saved:
             run.add_frozen(model, run.read_task(task_id))
         else:
-            generator = task_generator(config.seed, task_id)
-            method.start_task(model, init=score_sum.mean(task_id) if score_sum is not None else None, generator=generator)
-            trains_shared = method.trains_shared(task_id)
-            for p in shared_params:
-                p.requires_grad_(trains_shared)
-            trained = train_task(model, task_id, stream, config.train, generator=generator, progress=progress,
-                                 params=method.task_parameters(model, task_id),
-                                 shared_optimizer=shared_optimizer if trains_shared else None)
+            trained = train_method_task(method, model, task_id, stream, config.train, generator=task_generator(config.seed, task_id),
+                                        shared_optimizer=shared_optimizer, progress=progress,
+                                        init=score_sum.mean(task_id) if score_sum is not None else None)
             if config.save_scores:
                 run.write_scores(model, task_id)
             if score_sum is not None:
                 score_sum.add(task_id, {name: layer.task_scores(task_id) for name, layer in modes.masked_layers(model).items()})
             method.finish_task(model, task_id)
             run.write_task(model, task_id)
-            if trains_shared:  # the boundary: weights and optimizer after this task, in one atomic file
+            if method.trains_shared(task_id):  # the boundary: weights and optimizer after this task, in one atomic file
                 run.write_shared(model, task_id, shared_optimizer)
             record = TaskRecord(task_id, trained=True, iterations=trained.iterations, final_loss=trained.final_loss,
                                 seconds=trained.seconds, optimizer=trained.optimizer)
-        for p in shared_params:
-            p.requires_grad_(False)
         if task_id < kept:
             continue
         row = evaluate_tasks(model, stream, range(task_id + 1), batch_size=config.train.eval_batch_size)

@@ -39,7 +39,7 @@ def evaluate_gg(run: RunDirectory, *, device: torch.device | str = "cpu", stream
     stream = stream if stream is not None else build_stream(run.config.stream, device)
     check_compatible(run, stream)
     model = run.load_model(device)
-    num_tasks = len(run.saved_tasks())
+    num_tasks = len(run.trained_tasks())
     if num_tasks == 0:
         raise ValueError(f"run {run.path} has no trained task yet; run `supsup train` with --out {run.path} first.")
     batch_size = run.config.train.eval_batch_size

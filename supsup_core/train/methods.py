@@ -1,11 +1,11 @@
 """The registry of continual-learning methods a run can train with (``supsup train --method NAME``)."""
 from __future__ import annotations
 
+from typing import Any
+
 from supsup_core.baselines.batchensemble import BatchEnsemble
 from supsup_core.baselines.bounds import FineTune, FineTuneMultiHead, Separate
 from supsup_core.baselines.psp_methods import PSPBinary, PSPComplex, PSPRotation
-from typing import Any
-
 from supsup_core.checks import check_choice
 from supsup_core.nn.method import Method, SupSup
 from supsup_core.train.training import TrainConfig

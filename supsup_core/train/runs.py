@@ -193,7 +193,7 @@ class RunDirectory:
         self.path = Path(path)
         self.config = config
         self._holding = 0  # acquisitions of the lock made by create() for this object
-        self._shared_key_cache: list[str] | None = None
+        self._shared_key_cache: dict[str, tuple[tuple[int, ...], torch.dtype]] | None = None
 
     # ------------------------------------------------------------------ open
     @classmethod
@@ -342,18 +342,34 @@ class RunDirectory:
         if set(tensors) != set(expected):
             raise ValueError(f"{self.weights_path} holds tensors {sorted(set(tensors) - set(expected))} the run's model has not. {fix}")
         model.load_state_dict(tensors)
-        shared = None if initial_weights else self.read_shared()
-        if shared is not None:
+        shared = self.read_shared()
+        if shared is not None and not initial_weights:
             model.load_state_dict(shared.weights)
         model.to(device)
-        saved = self.saved_tasks()
-        num_tasks = len(saved) if num_tasks is None else num_tasks
+        saved, usable = set(self.saved_tasks()), self.trained_tasks(shared)
+        num_tasks = len(usable) if num_tasks is None else num_tasks
         for task_id in range(num_tasks):
             if task_id not in saved:
                 raise ValueError(f"task {task_id} has no mask file in {self.path / 'masks'}; it was never trained or its masks "
                                  "were deleted. Rerun `supsup train` with the run's options to retrain it.")
+            if task_id not in usable:
+                raise ValueError(f"task {task_id}'s file in {self.path / 'masks'} was written after the weights its method "
+                                 "shares were last saved (an interrupted `supsup train`), so it does not fit them. Rerun "
+                                 "`supsup train` with the run's options: it trains that task again.")
             self.add_frozen(model, self.read_task(task_id))
         return model
+
+    def trained_tasks(self, shared: SharedState | None = None) -> list[int]:
+        """The task ids whose task file fits the run's weights, in order: every saved task, except, for a method
+        that trains shared weights, a task file written after the last shared state (``shared.safetensors``) by
+        a task that trained shared weights or followed one that did (a crash lost those weights).
+
+        ``shared`` is the run's :meth:`read_shared` where the caller has read it already.
+        """
+        method = self.config.build_method()
+        shared = self.read_shared() if shared is None else shared
+        done = shared.after_task if shared is not None else -1
+        return [t for t in self.saved_tasks() if not any(method.trains_shared(j) for j in range(done + 1, t + 1))]
 
     def _write_weights(self, model: nn.Module) -> None:
         with self.locked():
@@ -380,10 +396,10 @@ class RunDirectory:
     def shared_path(self) -> Path:
         return self.path / "shared.safetensors"
 
-    def _shared_keys(self) -> list[str]:
-        """The state_dict keys of the weights all tasks share: those of the model with no task."""
+    def _shared_layout(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """The weights all tasks share, by state_dict key: shape and dtype (those of the model with no task)."""
         if self._shared_key_cache is None:
-            self._shared_key_cache = list(self.fixed_model().state_dict())
+            self._shared_key_cache = {key: (tuple(value.shape), value.dtype) for key, value in self.fixed_model().state_dict().items()}
         return self._shared_key_cache
 
     def write_shared(self, model: nn.Module, task_id: int, optimizer: torch.optim.Optimizer | None) -> Path:
@@ -392,7 +408,7 @@ class RunDirectory:
         For methods that train weights every task shares (PSP, fine-tuning, BatchEnsemble's first task):
         a resumed run starts the next task from exactly this state, so it ends as an uninterrupted one.
         """
-        tensors, entries = shared_state_tensors(model, self._shared_keys(), optimizer)
+        tensors, entries = shared_state_tensors(model, list(self._shared_layout()), optimizer)
         meta = {"format": SHARED_FORMAT, "format_version": str(FORMAT_VERSION), "after_task": str(task_id), **entries}
         with self.locked():
             return _save_checked(self.shared_path, tensors, meta)
@@ -404,7 +420,7 @@ class RunDirectory:
         fix = ("The shared weights cannot be rebuilt without retraining every task after them: train the run again "
                "into a new --out directory with the same options.")
         tensors, meta = _load_checked(self.shared_path, what="shared weights", fmt=SHARED_FORMAT, fix=fix)
-        return shared_state_from_tensors(tensors, meta, self._shared_keys(), where=self.shared_path, fix=fix)
+        return shared_state_from_tensors(tensors, meta, self._shared_layout(), where=self.shared_path, fix=fix)
 
     # ----------------------------------------------------------------- masks
     def mask_path(self, task_id: int) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -45,10 +45,10 @@ def shared_state_tensors(model: nn.Module, keys: Sequence[str],
     return tensors, {"optimizer": json.dumps({"param_groups": saved["param_groups"], "scalars": scalars})}
 
 
-def shared_state_from_tensors(tensors: dict[str, torch.Tensor], meta: dict[str, str], keys: Sequence[str], *,
-                              where: Path, fix: str) -> SharedState:
+def shared_state_from_tensors(tensors: dict[str, torch.Tensor], meta: dict[str, str],
+                              layout: Mapping[str, tuple[tuple[int, ...], torch.dtype]], *, where: Path, fix: str) -> SharedState:
     """Parse a shared-state file (``ValueError`` naming ``where`` and ending with ``fix`` if it is malformed or
-    holds other weights than ``keys``)."""
+    holds other weights than ``layout``: shape and dtype by state_dict key)."""
     try:
         after_task, optimizer = int(meta["after_task"]), json.loads(meta["optimizer"])
         if optimizer is not None:
@@ -56,9 +56,13 @@ def shared_state_from_tensors(tensors: dict[str, torch.Tensor], meta: dict[str, 
     except (KeyError, ValueError, TypeError) as err:
         raise ValueError(f"{where}: malformed metadata ({type(err).__name__}: {err}). {fix}") from err
     weights = {key[len("model."):]: value for key, value in tensors.items() if key.startswith("model.")}
-    if set(weights) != set(keys):
-        raise ValueError(f"{where} holds the weights {sorted(set(weights) ^ set(keys))[:5]} that the run's model has not "
+    if set(weights) != set(layout):
+        raise ValueError(f"{where} holds the weights {sorted(set(weights) ^ set(layout))[:5]} that the run's model has not "
                          f"(or lacks ones it has); it belongs to another run. {fix}")
+    for key, (shape, dtype) in layout.items():
+        if tuple(weights[key].shape) != shape or weights[key].dtype != dtype:
+            raise ValueError(f"{where}: weight {key!r} is {weights[key].dtype} {tuple(weights[key].shape)}, but the run's model "
+                             f"has {dtype} {shape}; the file belongs to another run. {fix}")
     if optimizer is None:
         return SharedState(after_task, weights, None)
     state: dict[int, dict[str, Any]] = {}

@@ -106,14 +106,19 @@ class TrainConfig:
 MaskSinks = Mapping[torch.Tensor, MaskSink]  # a trained tensor -> where a fused step may write its masked weight
 
 
-# fused=True on CPU tensors needs torch >= 2.4 (the pyproject's lower bound); older releases have CUDA kernels only.
+def _fusable(params: list[nn.Parameter]) -> bool:
+    """Whether torch's fused SGD/Adam take ``params``: real floating tensors only (PSP's complex weights are not).
+    fused=True on CPU tensors needs torch >= 2.4 (the pyproject's lower bound); older releases have CUDA kernels only."""
+    return all(p.is_floating_point() for p in params)
+
+
 def _sgd(params: list[nn.Parameter], c: TrainConfig, masks: MaskSinks | None = None) -> torch.optim.Optimizer:
     momentum = 0.9 if c.momentum is None else c.momentum
-    return torch.optim.SGD(params, lr=c.lr, momentum=momentum, weight_decay=c.weight_decay, fused=True)
+    return torch.optim.SGD(params, lr=c.lr, momentum=momentum, weight_decay=c.weight_decay, fused=_fusable(params))
 
 
 def _adam(params: list[nn.Parameter], c: TrainConfig, masks: MaskSinks | None = None) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, fused=True)
+    return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, fused=_fusable(params))
 
 
 def uses_fused_rmsprop(config: TrainConfig, device: torch.device | str) -> bool:

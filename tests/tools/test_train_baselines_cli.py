@@ -66,6 +66,9 @@ def test_context_powers_are_recorded_and_leave_nothing_per_task(tmp_path):
     ("supsup", ["--shared-lr", "1e-3"],
      "--shared-lr sets the learning rate of weights shared between tasks, but --method supsup trains none; drop it"),
     ("separate", ["--shared-lr", "1e-3"], "but --method separate trains none; drop it"),
+    ("psp-rotation", ["--lr", "1e-3", "--shared-lr", "1e-3"],
+     "--method psp-rotation trains only weights shared between tasks, at --shared-lr (or --lr when --shared-lr is not "
+     "given); give one of the two"),
     ("psp-binary", ["--context-powers"],
      "powers of a binary context repeat every second task (C² = I); use --context-powers with rotation or complex contexts"),
     ("supsup", ["--context-powers"], "--context-powers applies to psp-rotation and psp-complex only, not to supsup; drop it"),

@@ -231,3 +231,59 @@ def test_train_task_refuses_a_tensor_that_both_optimizers_would_step():
     with pytest.raises(ValueError, match="stepped twice per batch"):
         train_task(model, 0, None, TrainConfig(iterations=1), generator=task_generator(0, 0),
                    params=list(model.parameters())[:1], shared_optimizer=shared)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])
+def test_complex_psp_weights_train_with_every_optimizer(tmp_path, optimizer):
+    """torch's fused SGD and Adam refuse complex tensors: PSP's complex weights take the unfused ones."""
+    from supsup_core.data.datasets import load_digits
+    from supsup_core.data.streams import StreamConfig, build_stream
+    from supsup_core.nn.models import ModelConfig
+    from supsup_core.train.continual import train_run
+    from supsup_core.train.runs import RunConfig, RunDirectory
+    from supsup_core.train.training import TrainConfig
+
+    config = RunConfig(model=ModelConfig(name="lenet", input_shape=(1, 8, 8), num_tasks=0, width=8),
+                       stream=StreamConfig(dataset="permuted-mnist", num_tasks=2),
+                       train=TrainConfig(iterations=3, batch_size=16, optimizer=optimizer, lr=1e-3), method="psp-complex")
+    with RunDirectory.create(tmp_path / "run", config) as run:
+        train_run(run, stream=build_stream(config.stream, data=load_digits()))
+        shared = run.read_shared()
+    assert shared.after_task == 1 and shared.weights["layers.0.weight"].dtype == torch.complex64
+    assert shared.optimizer["state"]  # the optimizer kept over the complex weights was saved
+
+
+def test_a_task_file_the_shared_weights_have_not_caught_up_with_is_not_loaded_and_resume_retrains_it(tmp_path):
+    """A crash between write_task(1) and write_shared(1) leaves task 1's file beside the weights after task 0:
+    loading, GG and GN evaluation leave it out (or refuse it by name), and resuming trains it again."""
+    from supsup_core.nn import modes
+    from supsup_core.train.evaluation import evaluate_gg
+    from tests.supsup_core.baselines.helpers import interrupt_after, resume, run_config, train
+
+    config = run_config("psp-binary", num_tasks=2)
+    first, path = tmp_path / "first", tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(first, config, on_task_end=interrupt_after(0))
+    train(path, config)
+    finished = (path / "shared.safetensors").read_bytes()
+    (path / "shared.safetensors").write_bytes((first / "shared.safetensors").read_bytes())  # the weights after task 0
+    run = RunDirectory.open(path)
+    assert run.saved_tasks() == [0, 1] and run.trained_tasks() == [0]
+    assert modes.num_tasks(run.load_model()) == 1 and len(evaluate_gg(run).per_task_accuracy) == 1
+    with pytest.raises(ValueError, match="task 1's file .* was written after the weights its method shares were last saved"):
+        run.load_model(num_tasks=2)
+    resume(path)
+    assert (path / "shared.safetensors").read_bytes() == finished and RunDirectory.open(path).trained_tasks() == [0, 1]
+
+
+def test_a_shared_state_of_another_width_is_refused_by_name(tmp_path):
+    from tests.supsup_core.baselines.helpers import run_config, train
+
+    train(tmp_path / "narrow", run_config("finetune", num_tasks=1))
+    wide = run_config("finetune", num_tasks=1)
+    wide = type(wide)(**{**wide.__dict__, "model": type(wide.model)(**{**wide.model.__dict__, "width": 24})})
+    train(tmp_path / "wide", wide)
+    (tmp_path / "wide" / "shared.safetensors").write_bytes((tmp_path / "narrow" / "shared.safetensors").read_bytes())
+    with pytest.raises(ValueError, match=r"weight 'layers.0.weight' is torch.float32 \(16, 64\), but the run's model has "
+                                         r"torch.float32 \(24, 64\); the file belongs to another run"):
+        RunDirectory.open(tmp_path / "wide").read_shared()
