@@ -29,11 +29,21 @@ from supsup_core.data.datasets import load_data
 from supsup_core.data.streams import StreamConfig, build_stream
 from supsup_core.nn import modes
 from supsup_core.nn.models import ModelConfig
-from supsup_core.train.compare import compare_runs, comparison_warnings, format_table, plot_comparison, write_csv
+from supsup_core.train.compare import (
+    compare_runs,
+    comparison_warnings,
+    format_table,
+    plot_comparison,
+    write_csv,
+)
 from supsup_core.train.continual import train_run
 from supsup_core.train.methods import METHODS, get_method, method_train_config
 from supsup_core.train.runs import RunConfig, RunDirectory
-from supsup_core.train.training import make_optimizer, make_shared_optimizer, task_generator
+from supsup_core.train.training import (
+    make_optimizer,
+    make_shared_optimizer,
+    task_generator,
+)
 
 DEFAULT_METHODS = "finetune,psp-binary,psp-complex,psp-rotation,batchensemble,supsup,separate"
 

@@ -24,9 +24,13 @@ from hopfield_masks.figures import new_figure, save_png
 from hopfield_masks.io import write_json
 from supsup_core.data.streams import StreamConfig, build_stream
 from supsup_core.nn.models import ModelConfig
-from supsup_core.train.methods import get_method, method_train_config
 from supsup_core.train.continual import train_method_task
-from supsup_core.train.training import evaluate_task, make_shared_optimizer, task_generator
+from supsup_core.train.methods import get_method, method_train_config
+from supsup_core.train.training import (
+    evaluate_task,
+    make_shared_optimizer,
+    task_generator,
+)
 
 
 def task0_curve(stream, method_name: str, width: int, *, iterations: int, record_every: int, seed: int) -> list[tuple[int, float]]:

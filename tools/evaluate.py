@@ -19,7 +19,13 @@ from supsup_core.infer.inference import INFERENCE
 from supsup_core.infer.objectives import OBJECTIVES
 from supsup_core.train.evaluation import evaluate_gg
 from supsup_core.train.runs import RunDirectory
-from tools.options import device_option, json_option, option_given, resolve_device, user_errors
+from tools.options import (
+    device_option,
+    json_option,
+    option_given,
+    resolve_device,
+    user_errors,
+)
 
 
 def _refuse_gg_on_an_nn_run(run: RunDirectory) -> None:

@@ -9,9 +9,9 @@ import click
 from supsup_core.data.datasets import load_data
 from supsup_core.data.streams import STREAMS, StreamConfig, build_stream
 from supsup_core.infer.nn_training import NNConfig, train_nn_run
+from supsup_core.nn.method import Method
 from supsup_core.nn.models import MODELS, ModelConfig
 from supsup_core.nn.supermask import MASK_KINDS, SCORE_INITS
-from supsup_core.nn.method import Method
 from supsup_core.train.continual import check_compatible, train_run
 from supsup_core.train.methods import METHODS, get_method, method_train_config
 from supsup_core.train.runs import RunConfig, RunDirectory

@@ -1,5 +1,17 @@
 """Baselines beside SupSup: parameter superposition, BatchEnsemble, and the fine-tuning and separate-model bounds."""
 
+from supsup_core.baselines.batchensemble import (
+    BatchEnsemble,
+    BatchEnsembleLinear,
+    sign_init,
+)
+from supsup_core.baselines.bounds import (
+    FineTune,
+    FineTuneMultiHead,
+    Separate,
+    TaskLinear,
+    plain_linear,
+)
 from supsup_core.baselines.contexts import (
     CONTEXT_KINDS,
     CONTEXT_STREAM,
@@ -9,11 +21,15 @@ from supsup_core.baselines.contexts import (
     rotation_context,
     task_context,
 )
-from supsup_core.baselines.batchensemble import BatchEnsemble, BatchEnsembleLinear, sign_init
-from supsup_core.baselines.bounds import FineTune, FineTuneMultiHead, Separate, TaskLinear, plain_linear
 from supsup_core.baselines.fc import FCStack, build_fc_stack
 from supsup_core.baselines.psp import PSPConv2d, PSPLinear
-from supsup_core.baselines.psp_methods import PSP, PSPBinary, PSPComplex, PSPRotation, psp_layers
+from supsup_core.baselines.psp_methods import (
+    PSP,
+    PSPBinary,
+    PSPComplex,
+    PSPRotation,
+    psp_layers,
+)
 
 __all__ = [
     "BatchEnsemble",

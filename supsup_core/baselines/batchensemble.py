@@ -11,6 +11,7 @@ found by exhaustive search, the task whose factors give the lowest mean output e
 from __future__ import annotations
 
 import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -24,7 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from supsup_core.baselines.contexts import CONTEXT_KINDS, context_nbytes, context_power, task_context
+from supsup_core.baselines.contexts import (
+    CONTEXT_KINDS,
+    context_nbytes,
+    context_power,
+    task_context,
+)
 from supsup_core.baselines.fc import uniform
 from supsup_core.checks import check_choice, check_int
 from supsup_core.nn.task_modules import TaskModule

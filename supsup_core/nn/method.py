@@ -1,8 +1,8 @@
 """A continual-learning method: the model it builds and what training one task touches; SupSup is the first."""
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 import math
+from abc import ABC, abstractmethod
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import torch

@@ -7,9 +7,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from supsup_core.baselines.batchensemble import BatchEnsemble, BatchEnsembleLinear, sign_init
+from supsup_core.baselines.batchensemble import (
+    BatchEnsemble,
+    BatchEnsembleLinear,
+    sign_init,
+)
 from supsup_core.infer.exhaustive import infer_task_exhaustive
-from supsup_core.infer.gn_evaluation import GNConfig, GNResult, evaluate_gn_exhaustive, evaluate_run_gn
+from supsup_core.infer.gn_evaluation import (
+    GNConfig,
+    GNResult,
+    evaluate_gn_exhaustive,
+    evaluate_run_gn,
+)
 from supsup_core.nn import modes
 from supsup_core.train import continual
 from supsup_core.train.runs import RunDirectory

@@ -8,7 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from supsup_core.baselines.bounds import FineTune, FineTuneMultiHead, Separate, TaskLinear, plain_linear
+from supsup_core.baselines.bounds import (
+    FineTune,
+    FineTuneMultiHead,
+    Separate,
+    TaskLinear,
+    plain_linear,
+)
 from supsup_core.nn import modes
 from supsup_core.nn.models import ModelConfig
 from supsup_core.nn.task_modules import task_modules

@@ -8,12 +8,22 @@ import torch
 import torch.nn.functional as F
 
 from supsup_core.baselines.contexts import task_context
-from supsup_core.baselines.psp_methods import PSPBinary, PSPComplex, PSPRotation, psp_layers
+from supsup_core.baselines.psp_methods import (
+    PSPBinary,
+    PSPComplex,
+    PSPRotation,
+    psp_layers,
+)
 from supsup_core.nn import modes
 from supsup_core.train import continual
 from supsup_core.train.methods import get_method
 from supsup_core.train.training import TrainConfig, make_shared_optimizer
-from tests.supsup_core.baselines.helpers import fixed_inputs, run_config, tiny_model, train
+from tests.supsup_core.baselines.helpers import (
+    fixed_inputs,
+    run_config,
+    tiny_model,
+    train,
+)
 
 PSP_METHODS = {"rotation": "psp-rotation", "complex": "psp-complex", "binary": "psp-binary"}
 KINDS_AND_POWERS = [("rotation", False), ("complex", False), ("binary", False), ("rotation", True), ("complex", True)]

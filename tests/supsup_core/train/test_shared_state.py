@@ -14,8 +14,8 @@ from supsup_core.train.training import TrainConfig, make_shared_optimizer
 from tests.supsup_core.baselines.helpers import (
     accuracies,
     all_bytes,
-    flip_data_bit,
     fixed_inputs,
+    flip_data_bit,
     interrupt_after,
     resume,
     run_bytes,
@@ -223,7 +223,12 @@ def test_batchensemble_and_supsup_keep_no_full_matrix(tmp_path, reference):
 def test_train_task_refuses_a_tensor_that_both_optimizers_would_step():
     from supsup_core.baselines.bounds import FineTune
     from supsup_core.nn.models import ModelConfig
-    from supsup_core.train.training import TrainConfig, make_shared_optimizer, task_generator, train_task
+    from supsup_core.train.training import (
+        TrainConfig,
+        make_shared_optimizer,
+        task_generator,
+        train_task,
+    )
 
     method = FineTune()
     model = method.build_model(ModelConfig(name="lenet", input_shape=(1, 8, 8), num_tasks=0, width=8))
@@ -258,7 +263,12 @@ def test_a_task_file_the_shared_weights_have_not_caught_up_with_is_not_loaded_an
     loading, GG and GN evaluation leave it out (or refuse it by name), and resuming trains it again."""
     from supsup_core.nn import modes
     from supsup_core.train.evaluation import evaluate_gg
-    from tests.supsup_core.baselines.helpers import interrupt_after, resume, run_config, train
+    from tests.supsup_core.baselines.helpers import (
+        interrupt_after,
+        resume,
+        run_config,
+        train,
+    )
 
     config = run_config("psp-binary", num_tasks=2)
     first, path = tmp_path / "first", tmp_path / "run"
