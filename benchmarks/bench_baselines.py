@@ -116,7 +116,9 @@ def main(data_dir, dataset, model_name, num_tasks, iterations, methods, seed, re
     if unknown:
         raise click.BadParameter(f"unknown methods {unknown}; choose from {list(METHODS)}", param_hint="--methods")
     torch.set_num_threads(1)
-    stream_config = StreamConfig(dataset=dataset, num_tasks=num_tasks, seed=seed, data_dir=data_dir)
+    # an absolute data folder in the runs' configs, as `supsup train` records it, so the runs evaluate from anywhere
+    stream_config = StreamConfig(dataset=dataset, num_tasks=num_tasks, seed=seed,
+                                 data_dir=str(Path(data_dir).resolve()) if data_dir is not None else None)
     data = load_data(stream_config.data_dir, test_fraction=stream_config.test_fraction)
     stream = build_stream(stream_config, data=data)
     click.echo(f"data: {stream.note}; {num_tasks} tasks x {iterations} batches of 128, model {model_name}, one thread")
