@@ -108,13 +108,16 @@ def _refuse_ignored_options(ctx: click.Context, scenario: str, model_config: Mod
 @click.option("--epsilon", type=FiniteFloatRange(min=0, min_open=True), default=2.0**-3, show_default=True,
               help="NN: new data when max softmax(-dH/dalpha) < (1 + epsilon) / n.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars.")
+@click.option("--data-seed", type=click.IntRange(min=0, max=2**32 - 1), default=None,
+              help="Seeds the task definitions (PermutedMNIST's permutations); default: --seed. --seed then fixes the "
+                   "weights, scores and batch order, so runs with one --data-seed and several --seed see the same tasks.")
 @seed_option
 @device_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run directory (resumed if it exists).")
 @click.pass_context
 def train(ctx, dataset, data_dir, model_name, method, context_powers, num_tasks, iterations, epochs, batch_size, optimizer, lr,
           momentum, weight_decay, shared_lr, mask_kind, density, score_init, output_size, width, save_scores, transfer, scenario,
-          check_every, epsilon, progress, seed, device, out) -> None:
+          check_every, epsilon, progress, data_seed, seed, device, out) -> None:
     """Train one supermask per task (GG; rerun the same command to resume) or without task ids (NN); or a
     baseline's state per task (--method: PSP, BatchEnsemble, fine-tuning, separate networks).
 
@@ -135,7 +138,7 @@ def train(ctx, dataset, data_dir, model_name, method, context_powers, num_tasks,
                     (("optimizer", optimizer), ("lr", lr), ("shared_lr", shared_lr))}
         train_config = method_train_config(method, iterations=iterations, epochs=epochs, batch_size=batch_size,
                                            momentum=momentum, weight_decay=weight_decay, **settings)
-        stream_config = StreamConfig(dataset=dataset, num_tasks=num_tasks, seed=seed,
+        stream_config = StreamConfig(dataset=dataset, num_tasks=num_tasks, seed=seed if data_seed is None else data_seed,
                                      data_dir=str(data_dir.resolve()) if data_dir is not None else None)
     except ValueError as err:
         raise click.UsageError(str(err)) from err

@@ -224,7 +224,8 @@ class StreamConfig:
     data_dir : str, optional
         Folder of MNIST IDX files; ``None`` means scikit-learn's built-in digits.
     seed : int
-        Seeds the permutations of PermutedMNIST.
+        Seeds the task definitions (the permutations of PermutedMNIST): ``supsup train --data-seed``, by
+        default the run's ``--seed``. The run's own seed (weights, scores, batch order) is separate.
     angle_step : float
         Degrees between RotatedMNIST tasks.
     test_fraction : float
@@ -241,9 +242,10 @@ class StreamConfig:
     def __post_init__(self) -> None:
         check_choice(self.dataset, "dataset", STREAMS, "Pick a task stream from supsup_core.data.streams.STREAMS.")
         check_int(self.num_tasks, "num_tasks", minimum=1, fix="Give a whole number of tasks, e.g. --num-tasks 5.")
-        check_int(self.seed, "seed", minimum=0, fix="Give a whole, non-negative seed, e.g. --seed 0.")
+        check_int(self.seed, "seed", minimum=0, fix="Give a whole, non-negative seed, e.g. --data-seed 0.")
         if self.seed >= 2**32:
-            raise ValueError(f"seed must be < 2**32 (it seeds numpy's RandomState); got {self.seed}. Give a smaller --seed.")
+            raise ValueError(f"seed must be < 2**32 (it seeds numpy's RandomState); got {self.seed}. Give a smaller --data-seed "
+                             "(or --seed, which it defaults to).")
         check_finite(self.angle_step, "angle_step", "Give the degrees between tasks, e.g. --angle-step 10.")
         check_fraction(self.test_fraction, "test_fraction", "Give the held-out share, e.g. 0.2.")
         if self.data_dir is not None:  # stored as a str so the config stays JSON

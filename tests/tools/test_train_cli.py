@@ -125,3 +125,24 @@ def test_cuda_asked_without_gpu(tmp_path):
 def test_train_on_cuda(tmp_path):
     result = _train(tmp_path / "run", "--device", "cuda")
     assert result.exit_code == 0, result.output
+
+
+def test_data_seed_fixes_the_tasks_and_seed_the_masks(tmp_path):
+    """Two runs with one --data-seed and different --seed train on the same permutations with other masks; without
+    --data-seed the tasks follow --seed, as before the option existed."""
+    from supsup_core.data.datasets import load_digits
+    from supsup_core.data.streams import build_stream
+    from supsup_core.train.runs import RunDirectory
+
+    for name, args in (("a", ["--data-seed", "5", "--seed", "1"]), ("b", ["--data-seed", "5", "--seed", "2"]),
+                       ("c", ["--seed", "5"])):
+        result = _train(tmp_path / name, *args)
+        assert result.exit_code == 0, result.output
+    a, b, c = (RunDirectory.open(tmp_path / name).config for name in "abc")
+    assert (a.stream.seed, b.stream.seed, c.stream.seed) == (5, 5, 5) and (a.seed, b.seed, c.seed) == (1, 2, 5)
+    digits = load_digits()
+    assert torch.equal(build_stream(a.stream, data=digits).permutations, build_stream(b.stream, data=digits).permutations)
+    masks = [(tmp_path / name / "masks" / "task_001.safetensors").read_bytes() for name in "ab"]
+    assert masks[0] != masks[1]
+    refused = _train(tmp_path / "d", "--data-seed", "-1")
+    assert refused.exit_code == 2 and "--data-seed" in refused.output and not (tmp_path / "d").exists()
