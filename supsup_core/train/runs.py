@@ -145,11 +145,16 @@ class RunDirectory:
         try:
             run._remove_stale_temp_files()
             if (run.path / "config.json").exists():
-                changes = config_diff(cls.open(run.path).config.to_dict(), config.to_dict())
+                old = cls.open(run.path).config
+                changes = config_diff(old.to_dict(), config.to_dict())
+                if changes and run._grows(old, config, changes):  # new tasks arrive: the run is extended
+                    write_json(run.path / "config.json", config.to_dict())
+                    return run
                 if changes:
                     raise ValueError(
                         f"{run.path} holds a run with a different config ({'; '.join(changes)}); a run resumes only with "
-                        "the options it was started with. Repeat the original options or choose a new --out directory."
+                        "the options it was started with (or more --num-tasks, to grow it). Repeat the original options "
+                        "or choose a new --out directory."
                     )
                 if read_json(run.path / "config.json", what="run config").get("format_version") != FORMAT_VERSION:
                     # an older run resumed by this code: its new task files are format 3, so its config says so too
@@ -162,6 +167,23 @@ class RunDirectory:
             run.close()
             raise
         return run
+
+    def _grows(self, old: RunConfig, new: RunConfig, changes: list[str]) -> bool:
+        """Whether ``new`` extends the run of ``old`` with more tasks and changes nothing else (``ValueError`` where
+        such a run cannot grow). Task ``t``'s data, seed and state depend only on ``t``, so tasks added later
+        are trained exactly as they would have been in a run started with them."""
+        if changes != [f"stream.num_tasks: {old.stream.num_tasks!r} -> {new.stream.num_tasks!r}"] or \
+                new.stream.num_tasks < old.stream.num_tasks:
+            return False
+        if self.scenario() == "NN":
+            raise ValueError(f"{self.path} holds an NN run, which is not resumed, so it cannot grow; train the longer stream "
+                             "into a new --out directory.")
+        method = new.build_method()
+        if method.full_accuracy_matrix:
+            raise ValueError(f"a --method {new.method} run records every task's accuracy after each task (the full "
+                             f"matrix), which the {new.stream.num_tasks - old.stream.num_tasks} new task(s) would leave "
+                             "incomplete for the tasks already trained; train the longer stream into a new --out directory.")
+        return True
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> "RunDirectory":

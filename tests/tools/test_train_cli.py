@@ -146,3 +146,15 @@ def test_data_seed_fixes_the_tasks_and_seed_the_masks(tmp_path):
     assert masks[0] != masks[1]
     refused = _train(tmp_path / "d", "--data-seed", "-1")
     assert refused.exit_code == 2 and "--data-seed" in refused.output and not (tmp_path / "d").exists()
+
+
+def test_a_larger_num_tasks_grows_the_run_and_a_smaller_one_is_refused(tmp_path):
+    assert _train(tmp_path / "run").exit_code == 0
+    before = (tmp_path / "run" / "masks" / "task_001.safetensors").read_bytes()
+    grown = _train(tmp_path / "run", "--num-tasks", "3")
+    assert grown.exit_code == 0, grown.output
+    assert "resuming" in grown.output and "2 of 3 task(s) already finished" in grown.output
+    assert (tmp_path / "run" / "masks" / "task_001.safetensors").read_bytes() == before
+    assert len(json.loads((tmp_path / "run" / "results.json").read_text())["accuracy_matrix"]) == 3
+    shrunk = _train(tmp_path / "run", "--num-tasks", "2")
+    assert shrunk.exit_code == 1 and "stream.num_tasks: 3 -> 2" in shrunk.output

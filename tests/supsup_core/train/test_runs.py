@@ -230,3 +230,41 @@ def test_a_finished_set_with_a_gap_rebuilds_the_rows_from_the_gap_on(tmp_path, d
     _, again = _train(run.path, digits)
     assert again.resumed_from == 1 and again.accuracy_matrix == first.accuracy_matrix
     assert run.finished_tasks() == {0, 1, 2}
+
+
+def test_a_run_grows_with_more_tasks_as_if_it_had_started_with_them(tmp_path):
+    """Resuming with a larger num_tasks trains only the new tasks; files and rows equal a run started with all of
+    them. Fewer tasks, other changes alongside, and methods with a full accuracy matrix are refused."""
+    import dataclasses
+
+    from supsup_core.data.datasets import load_digits
+    from supsup_core.data.streams import StreamConfig, build_stream
+    from supsup_core.nn.models import ModelConfig
+    from supsup_core.train.continual import train_run
+    from supsup_core.train.training import TrainConfig
+
+    def config(num_tasks, **fields):
+        return RunConfig(model=ModelConfig(name="lenet", input_shape=(1, 8, 8), num_tasks=0, width=16),
+                         stream=StreamConfig(dataset="permuted-mnist", num_tasks=num_tasks, seed=3),
+                         train=TrainConfig(iterations=5, batch_size=32, lr=1e-2), seed=1, **fields)
+
+    digits = load_digits()
+    resumed = {}
+    for path, steps in ((tmp_path / "grown", (2, 3)), (tmp_path / "whole", (3,))):
+        for num_tasks in steps:
+            with RunDirectory.create(path, config(num_tasks)) as run:
+                resumed[path.name, num_tasks] = train_run(run, stream=build_stream(config(num_tasks).stream, data=digits)).resumed_from
+    assert resumed == {("grown", 2): 0, ("grown", 3): 2, ("whole", 3): 0}  # growing trained task 2 only
+    assert RunDirectory.open(tmp_path / "grown").config.stream.num_tasks == 3
+    for task in range(3):
+        name = f"masks/task_{task:03d}.safetensors"
+        assert (tmp_path / "grown" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+    grown, whole = (RunDirectory.open(tmp_path / n).read_results() for n in ("grown", "whole"))
+    assert grown.accuracy_matrix == whole.accuracy_matrix and grown.finished and grown.num_tasks == 3
+    with pytest.raises(ValueError, match=r"stream.num_tasks: 3 -> 2.*or more --num-tasks, to grow it"):
+        RunDirectory.create(tmp_path / "grown", config(2))
+    with pytest.raises(ValueError, match=r"seed: 1 -> 2"):
+        RunDirectory.create(tmp_path / "grown", dataclasses.replace(config(4), seed=2))
+    RunDirectory.create(tmp_path / "psp", config(2, method="psp-binary")).close()
+    with pytest.raises(ValueError, match="records every task's accuracy after each task .* new --out directory"):
+        RunDirectory.create(tmp_path / "psp", config(3, method="psp-binary"))
