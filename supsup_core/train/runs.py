@@ -39,6 +39,7 @@ from torch import nn
 
 from hopfield_masks.files import tensor_checksum
 from hopfield_masks.io import (
+    atomic_write_bytes,
     load_tensors,
     read_json,
     save_tensors,
@@ -72,10 +73,10 @@ MASK_FORMAT = "supsup-task-masks"
 WEIGHTS_FORMAT = "supsup-weights"
 SCORES_FORMAT = "supsup-task-scores"
 SHARED_FORMAT = "supsup-shared-state"
-RUN_ENTRIES = ("config.json", "weights.safetensors", "shared.safetensors", "results.json", "masks", "scores")
+RUN_ENTRIES = ("config.json", "weights.safetensors", "shared.safetensors", "results.json", "results.csv", "masks", "scores")
 """The names at the top of a run directory that the run itself writes (besides hidden lock and temp files)."""
 # atomic_write_bytes' temp files: ".<target name>.<random>.tmp" beside the target
-_RUN_FILE = re.compile(r"config\.json|results\.json|weights\.safetensors|shared\.safetensors|task_\d+\.safetensors")
+_RUN_FILE = re.compile(r"config\.json|results\.(json|csv)|weights\.safetensors|shared\.safetensors|task_\d+\.safetensors")
 
 
 _RESULTS_FIX = ("Delete it and rerun `supsup train` with the run's options: the results of tasks whose mask files exist "
@@ -478,7 +479,16 @@ class RunDirectory:
         data = self.read_results_data()
         return self._results_of(data).finished_tasks if data.get("scenario", "GG") == "GG" else set()
 
+    @property
+    def results_csv_path(self) -> Path:
+        return self.path / "results.csv"
+
     def write_results(self, results: _Results) -> Path:
-        """Write ``results`` (a results dataclass: :class:`RunResults`, or the NN scenario's) atomically."""
+        """Write ``results`` (a results dataclass: :class:`RunResults`, or the NN scenario's) atomically, and, for
+        results that have a CSV form (:meth:`RunResults.to_csv`), results.csv beside it."""
         with self.locked():
-            return write_json(self.results_path, results.to_dict())
+            path = write_json(self.results_path, results.to_dict())
+            to_csv = getattr(results, "to_csv", None)
+            if to_csv is not None:
+                atomic_write_bytes(self.results_csv_path, to_csv().encode("utf-8"))
+            return path

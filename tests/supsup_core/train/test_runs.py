@@ -44,7 +44,7 @@ def test_layout_results_and_no_forgetting(tmp_path, digits):
     run, result = _train(tmp_path / "run", digits)
     assert (run.path / ".lock").is_file()
     assert sorted(_files(run.path)) == ["config.json", "masks/task_000.safetensors", "masks/task_001.safetensors",
-                                        "masks/task_002.safetensors", "results.json", "weights.safetensors"]
+                                        "masks/task_002.safetensors", "results.csv", "results.json", "weights.safetensors"]
     results = json.loads((run.path / "results.json").read_text())
     matrix = results["accuracy_matrix"]
     assert [len(row) for row in matrix] == [1, 2, 3]
@@ -84,7 +84,7 @@ def test_resume_after_crash_continues_and_changes_nothing_written(tmp_path, digi
     run, result = _train(tmp_path / "crashed", digits)
     after = _files(run.path)
     assert result.resumed_from == 2
-    assert all(after[name] == data for name, data in before.items() if name != "results.json")
+    assert all(after[name] == data for name, data in before.items() if name not in ("results.json", "results.csv"))
     straight = _files(tmp_path / "straight")
     assert sorted(after) == sorted(straight) and after["config.json"] == straight["config.json"]
     for name in (n for n in after if n.endswith(".safetensors")):  # same content (safetensors orders metadata freely)
@@ -268,3 +268,28 @@ def test_a_run_grows_with_more_tasks_as_if_it_had_started_with_them(tmp_path):
     RunDirectory.create(tmp_path / "psp", config(2, method="psp-binary")).close()
     with pytest.raises(ValueError, match="records every task's accuracy after each task .* new --out directory"):
         RunDirectory.create(tmp_path / "psp", config(3, method="psp-binary"))
+
+
+def test_results_csv_holds_the_matrix_in_long_form_and_the_metrics(tmp_path):
+    import csv
+
+    from supsup_core.data.datasets import load_digits
+    from supsup_core.data.streams import StreamConfig, build_stream
+    from supsup_core.nn.models import ModelConfig
+    from supsup_core.train.continual import train_run
+    from supsup_core.train.training import TrainConfig
+
+    for method in ("supsup", "psp-binary"):
+        config = RunConfig(model=ModelConfig(name="lenet", input_shape=(1, 8, 8), num_tasks=0, width=16),
+                           stream=StreamConfig(dataset="permuted-mnist", num_tasks=2),
+                           train=TrainConfig(iterations=3, batch_size=32), method=method)
+        with RunDirectory.create(tmp_path / method, config) as run:
+            train_run(run, stream=build_stream(config.stream, data=load_digits()))
+            results = run.read_results()
+        rows = list(csv.DictReader((tmp_path / method / "results.csv").open()))
+        matrix = results.accuracy_matrix_full or results.accuracy_matrix
+        cells = {(int(r["trained_through"]), int(r["eval_task"])): float(r["value"]) for r in rows if r["kind"] == "accuracy"}
+        assert cells == {(i, j): a for i, row in enumerate(matrix) for j, a in enumerate(row)}
+        metrics = {r["name"]: float(r["value"]) for r in rows if r["kind"] == "metric"}
+        assert metrics["average_accuracy"] == results.average_accuracy and metrics["bwt"] == results.bwt
+        assert ("fwt" in metrics) == (method == "psp-binary") and len(cells) == (4 if method == "psp-binary" else 3)
