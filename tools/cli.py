@@ -10,6 +10,7 @@ from tools.compare import compare
 from tools.demo import demo
 from tools.encode import encode
 from tools.evaluate import evaluate
+from tools.plot import plot
 from tools.recover import recover
 from tools.train import train
 
@@ -22,5 +23,5 @@ def main(verbose: bool) -> None:
 
 
 # Each command lives in its own module under tools/ and is registered here explicitly.
-for command in (demo, train, evaluate, compare, encode, recover, capacity):
+for command in (demo, train, evaluate, compare, plot, encode, recover, capacity):
     main.add_command(command)

@@ -14,20 +14,14 @@ from supsup_core.train.compare import (
     plot_comparison,
     write_csv,
 )
-from tools.options import check_output_parent, json_option, user_errors
-
-
-def _output_option(name: str, text: str):
-    """An option naming a file to write, checked like --json: its folder must exist before anything runs."""
-    return click.option(f"--{name}", f"{name}_path", type=click.Path(dir_okay=False, writable=True), default=None,
-                        callback=check_output_parent, help=f"{text} (its folder must exist).")
+from tools.options import json_option, output_option, user_errors
 
 
 @click.command()
 @click.argument("run_dirs", metavar="RUN...", nargs=-1, required=True,
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
-@_output_option("csv", "Write the table to this CSV file, one line per run")
-@_output_option("plot", "Draw average accuracy against the number of tasks learned, one line per run, into this PNG file")
+@output_option("csv", "Write the table to this CSV file, one line per run")
+@output_option("plot", "Draw average accuracy against the number of tasks learned, one line per run, into this PNG file")
 @json_option
 def compare(run_dirs: tuple[Path, ...], csv_path: str | None, plot_path: str | None, json_path: str | None) -> None:
     """Put finished runs side by side: accuracy, BWT, forgetting, FWT, bytes and seconds per task.

@@ -51,6 +51,13 @@ def device_option(func):
     )(func)
 
 
+def output_option(name: str, text: str):
+    """An option ``--NAME`` (parameter ``NAME_path``) naming a file to write, checked like --json: its folder must
+    exist before anything runs."""
+    return click.option(f"--{name}", f"{name}_path", type=click.Path(dir_okay=False, writable=True), default=None,
+                        callback=check_output_parent, help=f"{text} (its folder must exist).")
+
+
 def json_option(func):
     return click.option(
         "--json",

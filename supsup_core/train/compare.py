@@ -19,7 +19,7 @@ from supsup_core.train.results import RunResults
 from supsup_core.train.runs import RunDirectory
 
 __all__ = ["ComparisonRow", "compare_runs", "comparison_warnings", "format_table", "comparison_to_dict", "write_csv",
-           "plot_comparison"]
+           "plot_comparison", "plot_runs"]
 
 
 class ComparisonRow(NamedTuple):
@@ -47,6 +47,9 @@ class ComparisonRow(NamedTuple):
         Mean training time of the tasks this run trained (None when every task came from earlier files).
     accuracy_curve : tuple of float, length num_finished_tasks
         Entry ``i``: average accuracy over tasks ``0..i`` after training task ``i`` (the mean of row ``i``).
+    accuracy_matrix : tuple of tuples of float
+        Row ``i``: the accuracies after training task ``i``, of every task where the run holds the full matrix,
+        else of tasks ``0..i``.
     """
 
     path: str
@@ -64,10 +67,11 @@ class ComparisonRow(NamedTuple):
     shared_bytes: int | None
     seconds_per_task: float | None
     accuracy_curve: tuple[float, ...]
+    accuracy_matrix: tuple[tuple[float, ...], ...]
 
 
-CSV_FIELDS = tuple(name for name in ComparisonRow._fields if name != "accuracy_curve")
-"""The CSV's columns: every field but the curve (a list, kept to the JSON)."""
+CSV_FIELDS = tuple(name for name in ComparisonRow._fields if name not in ("accuracy_curve", "accuracy_matrix"))
+"""The CSV's columns: every field but the curve and the matrix (lists, kept to the JSON)."""
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -123,6 +127,7 @@ def _read_row(path: str | os.PathLike) -> ComparisonRow:
         shared_bytes=results.shared_bytes,
         seconds_per_task=_mean(trained_seconds),
         accuracy_curve=tuple(sum(row) / len(row) for row in matrix),
+        accuracy_matrix=tuple(tuple(float(a) for a in row) for row in (results.accuracy_matrix_full or matrix)),
     )
 
 
@@ -180,7 +185,8 @@ def format_table(rows: Sequence[ComparisonRow]) -> str:
 
 def comparison_to_dict(rows: Sequence[ComparisonRow]) -> dict[str, Any]:
     """The comparison as a JSON-ready object: ``{"runs": [row fields, curve as a list], "warnings": [...]}``."""
-    return {"runs": [{**row._asdict(), "accuracy_curve": list(row.accuracy_curve)} for row in rows],
+    return {"runs": [{**row._asdict(), "accuracy_curve": list(row.accuracy_curve),
+                      "accuracy_matrix": [list(r) for r in row.accuracy_matrix]} for row in rows],
             "warnings": comparison_warnings(rows)}
 
 
@@ -218,13 +224,48 @@ def plot_comparison(rows: Sequence[ComparisonRow], path: str | os.PathLike) -> P
     Path of the written file
     """
     figure = new_figure(figsize=(6.4, 4.4), constrained_layout=True)
-    axes = figure.subplots()
+    _draw_curves(figure.subplots(), rows)
+    return save_png(figure, path)
+
+
+def _draw_curves(axes, rows: Sequence[ComparisonRow]) -> None:
     for row, label in zip(rows, _labels(rows)):
         axes.plot(range(1, len(row.accuracy_curve) + 1), row.accuracy_curve, marker="o", markersize=3, label=label)
     datasets = sorted({row.dataset for row in rows})
-    axes.set(title=f"Average accuracy on the tasks learned so far ({', '.join(datasets)})", xlabel="number of tasks learned",
+    axes.set(title=f"Average accuracy on the tasks learned so far\n({', '.join(datasets)})", xlabel="number of tasks learned",
              ylabel="average accuracy")
     axes.xaxis.get_major_locator().set_params(integer=True)  # tasks are counted, never fractional
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
+
+
+def plot_runs(rows: Sequence[ComparisonRow], path: str | os.PathLike, *, columns: int = 4) -> Path:
+    """Write a PNG of the runs' average accuracy against the number of tasks learned (one line per run) and each
+    run's accuracy matrix as a heat map (``R[i][j]``; blank where a task had no accuracy yet), atomically.
+
+    Parameters
+    ----------
+    rows : sequence of ComparisonRow
+    path : where to write the PNG
+    columns : int
+        Panels per row of the figure (the curves first, then one heat map per run).
+    """
+    panels = 1 + len(rows)
+    ncols = min(columns, panels)
+    nrows = math.ceil(panels / ncols)
+    figure = new_figure(figsize=(4.6 * ncols, 4.0 * nrows), constrained_layout=True)
+    grid = figure.subplots(nrows, ncols, squeeze=False).flatten()
+    _draw_curves(grid[0], rows)
+    for axes, row, label in zip(grid[1:], rows, _labels(rows)):
+        width = max(len(r) for r in row.accuracy_matrix)
+        cells = [list(r) + [math.nan] * (width - len(r)) for r in row.accuracy_matrix]
+        image = axes.imshow(cells, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+        if width <= 12:  # values are legible at this size
+            for i, r in enumerate(row.accuracy_matrix):
+                for j, a in enumerate(r):
+                    axes.text(j, i, f"{a:.2f}", ha="center", va="center", fontsize=7, color="white" if a < 0.6 else "black")
+        axes.set(title=label, xlabel="evaluated task j", ylabel="after training task i")
+        figure.colorbar(image, ax=axes, shrink=0.8)
+    for axes in grid[panels:]:
+        axes.set_axis_off()
     return save_png(figure, path)

@@ -101,3 +101,14 @@ def test_importing_loads_no_matplotlib():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"], "importing compare imported matplotlib"
+
+
+def test_plot_writes_one_png_and_refuses_what_compare_refuses(runs, tmp_path):
+    result = CliRunner().invoke(main, ["plot", *map(str, runs[:2]), "--out", str(tmp_path / "runs.png")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "runs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    missing = CliRunner().invoke(main, ["plot", str(runs[0]), "--out", str(tmp_path / "nowhere" / "runs.png")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    (tmp_path / "empty").mkdir()
+    refused = CliRunner().invoke(main, ["plot", str(tmp_path / "empty"), "--out", str(tmp_path / "x.png")])
+    assert refused.exit_code == 1 and "is not a run directory" in refused.output and not (tmp_path / "x.png").exists()

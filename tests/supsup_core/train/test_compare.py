@@ -163,3 +163,19 @@ def test_runs_that_differ_are_noted_not_refused(tmp_path):
     assert any("differ in numbers of tasks (c: 3, d: 5)" in n for n in notes)
     assert any("finished 3 of 5 tasks" in n for n in notes)  # d stopped early
 
+
+
+def test_a_row_keeps_the_full_matrix_where_the_run_has_one_else_the_lower_triangle(tmp_path):
+    full, lower = compare_runs([make_run(tmp_path / "psp", psp_results()), make_run(tmp_path / "sup", psp_results(
+        method="supsup", accuracy_matrix_full=None, initial_accuracy=None, fwt=None))])
+    assert full.accuracy_matrix == tuple(tuple(r) for r in psp_results().accuracy_matrix_full)
+    assert lower.accuracy_matrix == tuple(tuple(r) for r in psp_results().accuracy_matrix)
+    assert comparison_to_dict([full])["runs"][0]["accuracy_matrix"] == [list(r) for r in full.accuracy_matrix]
+
+
+def test_plot_runs_draws_the_curves_and_a_heat_map_per_run(tmp_path):
+    from supsup_core.train.compare import plot_runs
+
+    rows = compare_runs([make_run(tmp_path / name, psp_results()) for name in "abcde"])  # two rows of panels
+    assert plot_runs(rows, tmp_path / "runs.png").read_bytes()[:8] == PNG
+    assert [p.name for p in tmp_path.glob("*.png")] == ["runs.png"]
