@@ -1,6 +1,8 @@
 """Atomic, pickle-free file writes and validated reads shared by stores and run directories."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -8,7 +10,7 @@ import stat
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 from safetensors import SafetensorError
@@ -19,6 +21,8 @@ __all__ = [
     "atomic_write_bytes",
     "write_json",
     "read_json",
+    "csv_text",
+    "write_csv",
     "save_tensors",
     "load_tensors",
     "check_readable_file",
@@ -130,6 +134,21 @@ def _canonical_header(raw: bytes) -> bytes:
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON, atomically."""
     return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """CSV with ``header`` and ``rows`` (None as an empty cell, floats in full precision), ``\n`` line ends."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if value is None else repr(value) if isinstance(value, float) else value for value in row])
+    return buffer.getvalue()
+
+
+def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+    """Write :func:`csv_text` of ``header`` and ``rows`` to ``path``, atomically."""
+    return atomic_write_bytes(path, csv_text(header, rows).encode("utf-8"))
 
 
 def read_json(path: str | os.PathLike, *, what: str = "JSON file") -> Any:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from hopfield_masks.io import write_json
+from hopfield_masks.io import write_csv, write_json
 from supsup_core.checks import check_output_size
 from supsup_core.data.streams import build_stream
 from supsup_core.infer.gn_evaluation import (
@@ -23,6 +23,7 @@ from tools.options import (
     device_option,
     json_option,
     option_given,
+    output_option,
     resolve_device,
     user_errors,
 )
@@ -77,10 +78,11 @@ def _evaluate_gn(run: RunDirectory, config: GNConfig, stream, device, progress: 
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over tasks.")
 @device_option
 @json_option
+@output_option("csv", "Write one line per task (and the average) to this CSV file")
 @click.pass_context
 def evaluate(ctx: click.Context, run_dir: Path, scenario: str, inference: str, objective: str, images_per_inference: int,
              max_images_per_task: int | None, real_outputs: int | None, progress: bool, device: str | None,
-             json_path: str | None) -> None:
+             json_path: str | None, csv_path: str | None) -> None:
     """Evaluate every stored task of RUN and print per-task and average accuracy."""
     try:  # options that would have no effect are refused with the reason, never silently ignored
         check_scenario_options(scenario, [name for name in GN_OPTIONS if option_given(ctx, name)])
@@ -114,3 +116,12 @@ def evaluate(ctx: click.Context, run_dir: Path, scenario: str, inference: str, o
             output = _evaluate_gn(run, config, stream, dev, progress, inference="exhaustive" if exhaustive else inference)
     if json_path:
         write_json(json_path, output)
+    if csv_path:  # GN scenarios add how often each task was inferred right and its own state's accuracy
+        columns = [key for key in ("per_task_accuracy", "per_task_inference_accuracy", "own_mask_per_task_accuracy")
+                   if key in output]
+        rows = [[t, *(output[key][t] for key in columns)] for t in range(len(output["per_task_accuracy"]))]
+        averages = {"per_task_accuracy": "average_accuracy", "per_task_inference_accuracy": "task_inference_accuracy",
+                    "own_mask_per_task_accuracy": "own_mask_average_accuracy"}
+        rows.append(["average", *(output[averages[key]] for key in columns)])
+        header = ["task", *(key.replace("per_task_", "").replace("_per_task", "") for key in columns)]
+        click.echo(f"CSV written to {write_csv(csv_path, header, rows)}")

@@ -7,15 +7,21 @@ from pathlib import Path
 import click
 
 from hopfield_masks import load_memory
-from hopfield_masks.io import write_json
+from hopfield_masks.io import write_csv, write_json
 from hopfield_masks.recovery import SCHEDULES, RecoveryConfig, SteerConfig
 from supsup_core.hopsupsup.methods import RECOVERY_METHODS, recovery_config
-from supsup_core.hopsupsup.report import RunRecovery, read_true_masks, recover_run
+from supsup_core.hopsupsup.report import (
+    RunRecovery,
+    TaskReport,
+    read_true_masks,
+    recover_run,
+)
 from supsup_core.train.runs import RunDirectory
 from tools.options import (
     FiniteFloatRange,
     device_option,
     json_option,
+    output_option,
     resolve_device,
     seed_option,
     user_errors,
@@ -79,9 +85,10 @@ def _none_for_zero(ctx: click.Context, param: click.Parameter, value: int) -> in
 @seed_option
 @device_option
 @json_option
+@output_option("csv", "Write one line per task (bit errors, accuracy, steps, seconds) to this CSV file")
 @click.pass_context
 def recover(ctx, run_dir, store_path, method, steps, batch_size, gamma, lr, momentum, weight_decay, schedule, step_size,
-            recall_steps, patience, retries, force, progress, seed, device, json_path):
+            recall_steps, patience, retries, force, progress, seed, device, json_path, csv_path):
     """Recover every task's masks of RUN_DIR from the store alone (no task ids, no labels), then score them."""
     # the method's knobs: only those given are passed, so another method's option is refused, not ignored
     knobs = {"steps": steps, "gamma": gamma, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
@@ -106,3 +113,7 @@ def recover(ctx, run_dir, store_path, method, steps, batch_size, gamma, lr, mome
     if json_path:
         write_json(json_path, report.to_json())
         click.echo(f"results: {json_path}")
+    if csv_path:  # the per-task numbers; the per-step traces stay in the JSON
+        columns = [name for name in TaskReport._fields if not name.endswith("_per_step")]
+        rows = [[getattr(task, name) for name in columns] for task in report.tasks]
+        click.echo(f"CSV written to {write_csv(csv_path, columns, rows)}")

@@ -5,15 +5,13 @@ canvas (no pyplot, no ``matplotlib.use``), as in :mod:`supsup_core.hopsupsup.plo
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
 from hopfield_masks.figures import new_figure, save_png
-from hopfield_masks.io import atomic_write_bytes
+from hopfield_masks.io import write_csv as io_write_csv
 from supsup_core.train.metrics import check_accuracy_matrix, fwt, summarize
 from supsup_core.train.results import RunResults
 from supsup_core.train.runs import RunDirectory
@@ -193,14 +191,9 @@ def comparison_to_dict(rows: Sequence[ComparisonRow]) -> dict[str, Any]:
 def write_csv(rows: Sequence[ComparisonRow], path: str | os.PathLike) -> Path:
     """Write one CSV line per run under a header of :data:`CSV_FIELDS` (empty cells for None), atomically.
 
-    The accuracy curve is left out (it is a list); :func:`comparison_to_dict` holds it.
+    The accuracy curve and matrix are left out (they are lists); :func:`comparison_to_dict` holds them.
     """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_FIELDS)
-    for row in rows:
-        writer.writerow(["" if getattr(row, name) is None else getattr(row, name) for name in CSV_FIELDS])
-    return atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
+    return io_write_csv(path, CSV_FIELDS, ([getattr(row, name) for name in CSV_FIELDS] for row in rows))
 
 
 def _labels(rows: Sequence[ComparisonRow]) -> list[str]:

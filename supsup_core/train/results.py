@@ -1,11 +1,11 @@
 """A run's results.json as a typed record: the accuracy matrix, metrics, and which tasks are finished."""
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+from hopfield_masks.io import csv_text
 
 __all__ = ["RESULTS_SCHEMA_VERSION", "TaskRecord", "RunResults"]
 
@@ -91,18 +91,11 @@ class RunResults:
         """The results as CSV a spreadsheet reads (results.csv beside results.json): the accuracy matrix in long
         form, one ``accuracy`` row per ``(trained_through, eval_task)`` (every task where the full matrix is
         known, else tasks ``0..trained_through``), then one ``metric`` row per run metric that has a value."""
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["kind", "trained_through", "eval_task", "name", "value"])
         rows = self.accuracy_matrix_full if self.accuracy_matrix_full else self.accuracy_matrix
-        for i, row in enumerate(rows):
-            for j, accuracy in enumerate(row):
-                writer.writerow(["accuracy", i, j, "", repr(float(accuracy))])
-        for name in (*_METRICS, "fwt", "memory_bytes_per_task", "shared_bytes"):
-            value = getattr(self, name)
-            if value is not None:
-                writer.writerow(["metric", "", "", name, repr(value)])
-        return buffer.getvalue()
+        cells = [["accuracy", i, j, "", float(accuracy)] for i, row in enumerate(rows) for j, accuracy in enumerate(row)]
+        metrics = [["metric", "", "", name, getattr(self, name)]
+                   for name in (*_METRICS, "fwt", "memory_bytes_per_task", "shared_bytes") if getattr(self, name) is not None]
+        return csv_text(["kind", "trained_through", "eval_task", "name", "value"], cells + metrics)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object (``finished_tasks`` as a sorted list)."""

@@ -47,9 +47,13 @@ def test_encode_then_recover_every_task_exactly(run, tmp_path, rule, backend, me
     assert result.exit_code == 0, result.output
     assert "stored 3 task(s) of d = 4096" in result.output
     out = tmp_path / "recovery.json"
-    result = _invoke("recover", run, "--store", store, "--method", method, "--no-progress", "--json", out)
+    result = _invoke("recover", run, "--store", store, "--method", method, "--no-progress", "--json", out,
+                     "--csv", tmp_path / "recovery.csv")
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
+    lines = (tmp_path / "recovery.csv").read_text().splitlines()  # a line per task, the JSON's numbers without traces
+    assert lines[0] == "task_id,bit_errors,bits,accuracy,gg_accuracy,steps,attempts,seconds" and len(lines) == 4
+    assert [line.split(",")[1] for line in lines[1:]] == [str(t["bit_errors"]) for t in report["tasks"]]
     assert report["exact_recoveries"] == 3, result.output
     assert [t["bit_errors"] for t in report["tasks"]] == [0, 0, 0]
     for task in report["tasks"]:

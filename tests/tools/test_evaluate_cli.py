@@ -54,3 +54,17 @@ def test_a_damaged_run_exits_1_without_usage_help(run_dir, tmp_path, damage):
         assert result.exit_code == 1, result.output
         assert isinstance(result.exception, SystemExit)  # a message, not a traceback
         assert "Try" not in result.output and "Error:" in result.output
+
+
+def test_gg_csv_has_a_line_per_task_and_the_average(run_dir, tmp_path):
+    import csv
+
+    result = CliRunner().invoke(main, ["evaluate", str(run_dir), "--scenario", "GG", "--no-progress",
+                                       "--json", str(tmp_path / "e.json"), "--csv", str(tmp_path / "e.csv")])
+    assert result.exit_code == 0, result.output
+    written = json.loads((tmp_path / "e.json").read_text())
+    rows = list(csv.DictReader((tmp_path / "e.csv").open()))
+    assert [r["task"] for r in rows] == ["0", "1", "average"]
+    assert [float(r["accuracy"]) for r in rows] == [*written["per_task_accuracy"], written["average_accuracy"]]
+    missing = CliRunner().invoke(main, ["evaluate", str(run_dir), "--csv", str(tmp_path / "nowhere" / "e.csv")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output

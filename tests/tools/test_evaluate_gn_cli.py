@@ -92,3 +92,16 @@ def test_superfluous_needs_extra_outputs(tmp_path):
     assert CliRunner().invoke(main, [*TRAIN, "--num-tasks", "1", "--out", str(out)]).exit_code == 0
     result = CliRunner().invoke(main, ["evaluate", str(out), "--scenario", "GNu", "--objective", "superfluous", "--no-progress"])
     assert result.exit_code == 2 and "needs extra outputs" in result.output
+
+
+def test_gn_csv_adds_the_inference_and_own_mask_columns(run_dir, tmp_path):
+    import csv
+
+    result = CliRunner().invoke(main, ["evaluate", str(run_dir), "--scenario", "GNu", "--no-progress",
+                                       "--json", str(tmp_path / "gn.json"), "--csv", str(tmp_path / "gn.csv")])
+    assert result.exit_code == 0, result.output
+    written = json.loads((tmp_path / "gn.json").read_text())
+    rows = list(csv.DictReader((tmp_path / "gn.csv").open()))
+    assert list(rows[0]) == ["task", "accuracy", "inference_accuracy", "own_mask_accuracy"]
+    assert [float(r["inference_accuracy"]) for r in rows] == [*written["per_task_inference_accuracy"],
+                                                              written["task_inference_accuracy"]]
