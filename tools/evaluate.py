@@ -17,6 +17,7 @@ from supsup_core.infer.gn_evaluation import (
 )
 from supsup_core.infer.inference import INFERENCE
 from supsup_core.infer.objectives import OBJECTIVES
+from supsup_core.nn.method import EXHAUSTIVE_ENTROPY
 from supsup_core.train.evaluation import evaluate_gg
 from supsup_core.train.runs import RunDirectory
 from tools.options import (
@@ -100,7 +101,7 @@ def evaluate(ctx: click.Context, run_dir: Path, scenario: str, inference: str, o
             click.echo(f"average accuracy ({scenario}): {result.average_accuracy:.4f}")
             output = {"scenario": scenario, "per_task_accuracy": result.per_task_accuracy, "average_accuracy": result.average_accuracy}
         else:
-            exhaustive = run.config.build_method().task_inference == "exhaustive-entropy"
+            exhaustive = run.config.build_method().task_inference == EXHAUSTIVE_ENTROPY
             if exhaustive and option_given(ctx, "inference"):
                 raise click.BadParameter(f"--inference chooses how superposed masks are searched, but --method "
                                          f"{run.config.method} tries every task (exhaustive search); drop it.",

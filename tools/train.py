@@ -1,4 +1,5 @@
-"""`supsup train`: learn one supermask per task over fixed random weights into a resumable run directory."""
+"""`supsup train`: learn one supermask per task over fixed random weights (or a baseline's state per task) into a
+resumable run directory."""
 from __future__ import annotations
 
 import functools

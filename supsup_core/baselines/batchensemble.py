@@ -20,7 +20,7 @@ from supsup_core.baselines.contexts import binary_context
 from supsup_core.baselines.fc import build_fc_stack
 from supsup_core.baselines.task_tensors import TaskTensors
 from supsup_core.checks import check_int
-from supsup_core.nn.method import Method
+from supsup_core.nn.method import EXHAUSTIVE_ENTROPY, Method
 from supsup_core.nn.models import FC_MODELS, ModelConfig
 
 __all__ = ["BatchEnsembleLinear", "BatchEnsemble", "sign_init"]
@@ -69,7 +69,7 @@ class BatchEnsemble(Method):
 
     name = "batchensemble"
     models = FC_MODELS
-    task_inference = "exhaustive-entropy"
+    task_inference = EXHAUSTIVE_ENTROPY
     train_defaults = {"optimizer": "adam", "lr": 1e-2, "shared_lr": 1e-4}  # the reference's LeNet/FC runs
 
     def build_model(self, config: ModelConfig, generator: torch.Generator | None = None) -> nn.Module:

@@ -24,7 +24,7 @@ from supsup_core.nn.models import FC_MODELS, ModelConfig
 __all__ = ["PSP", "PSPRotation", "PSPComplex", "PSPBinary", "psp_layers"]
 
 
-def psp_layers(model: nn.Module) -> list[PSPLinear]:
+def psp_layers(model: nn.Module) -> list[PSPLinear | PSPConv2d]:
     """The PSP layers of ``model``, in definition order."""
     return [m for m in model.modules() if isinstance(m, (PSPLinear, PSPConv2d))]
 
@@ -48,11 +48,6 @@ class PSP(Method):
         self.check_model(config)
         return build_fc_stack(config, lambda a, b, i, last: PSPLinear(
             a, b, kind=self.kind, seed=self.seed, layer=i, powers=self.context_powers, generator=generator), generator)
-
-    def task_parameters(self, model: nn.Module, task_id: int) -> list[nn.Parameter]:
-        """Nothing of its own: a task trains only the shared weights (:meth:`shared_parameters`), with the one
-        optimizer the run keeps (the layers' ``task_parameters`` are those same shared tensors)."""
-        return []
 
     def shared_parameters(self, model: nn.Module) -> list[nn.Parameter]:
         return list(model.parameters())

@@ -36,8 +36,6 @@ __all__ = [
     "check_store_matches",
 ]
 
-RUN_FILES = RUN_ENTRIES
-"""Names at the top of a run directory that the run itself uses (hidden names, e.g. locks and temp files, too)."""
 
 
 def mask_layout(model: nn.Module) -> MaskLayout:
@@ -160,7 +158,7 @@ def check_store_path(run: RunDirectory, path: str | os.PathLike) -> Path:
     root = run.path.expanduser().resolve()
     if target == root or target.is_relative_to(root):
         inside = target.relative_to(root).parts if target != root else ()
-        if not inside or inside[0] in RUN_FILES or any(part.startswith(".") for part in inside):
+        if not inside or inside[0] in RUN_ENTRIES or any(part.startswith(".") for part in inside):
             raise ValueError(
                 f"{path} is inside the run {run.path} at a path the run uses or may use; writing the store there would "
                 f"overwrite the run. Write it outside the run (e.g. {run.path.name}.store beside it), or under a new "

@@ -30,6 +30,7 @@ from supsup_core.infer.objectives import OBJECTIVES, Objective
 from supsup_core.infer.packed_masks import PackedMasks
 from supsup_core.nn import modes
 from supsup_core.nn.layers import MaskedBatchNorm
+from supsup_core.nn.method import EXHAUSTIVE_ENTROPY
 from supsup_core.train.runs import RunDirectory
 from supsup_core.train.training import correct
 
@@ -307,7 +308,7 @@ def evaluate_run_gn(run: RunDirectory, config: GNConfig, *, device: torch.device
     if method.task_inference is None:
         raise ValueError(f"{run.path} was trained with --method {run.config.method}, which has no way to find a task without "
                          "its id; evaluate it with --scenario GG.")
-    if method.task_inference == "exhaustive-entropy":
+    if method.task_inference == EXHAUSTIVE_ENTROPY:
         _check_exhaustive_objective(config)
     saved = run.trained_tasks()
     if not saved:
@@ -321,7 +322,7 @@ def evaluate_run_gn(run: RunDirectory, config: GNConfig, *, device: torch.device
     task_ids = range(stream.num_tasks) if mask_of_task is not None else saved
     if mask_of_task is None and len(saved) > stream.num_tasks:
         raise ValueError(f"the run holds {len(saved)} tasks but its stream has {stream.num_tasks}; the run directory is inconsistent.")
-    if method.task_inference == "exhaustive-entropy":
+    if method.task_inference == EXHAUSTIVE_ENTROPY:
         model = run.load_model(device)
         return evaluate_gn_exhaustive(model, [stream.test_set(t) for t in saved], config, progress=progress)
     model = run.load_model(device, num_tasks=0)

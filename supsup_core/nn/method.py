@@ -12,7 +12,12 @@ from supsup_core.nn import modes
 from supsup_core.nn.models import ModelConfig, build_model
 from supsup_core.nn.task_modules import task_modules
 
-__all__ = ["Method", "SupSup"]
+__all__ = ["Method", "SupSup", "SUPERPOSITION", "EXHAUSTIVE_ENTROPY"]
+
+SUPERPOSITION = "superposition"
+"""``Method.task_inference`` of SupSup: the gradient of the output entropy over superposed masks."""
+EXHAUSTIVE_ENTROPY = "exhaustive-entropy"
+"""``Method.task_inference`` where every task is tried and the lowest mean output entropy wins."""
 
 
 class Method(ABC):
@@ -54,8 +59,8 @@ class Method(ABC):
         Whether a task not trained yet has an accuracy (:meth:`untrained_task_accuracy`), so the run records
         the full matrix, the accuracies before training and forward transfer.
     task_inference : str, optional
-        How a task is found without its id (GN evaluation): ``"superposition"`` (SupSup: the gradient of
-        the output entropy over superposed masks), ``"exhaustive-entropy"`` (every task tried, lowest
+        How a task is found without its id (GN evaluation): :data:`SUPERPOSITION` (SupSup: the gradient of
+        the output entropy over superposed masks), :data:`EXHAUSTIVE_ENTROPY` (every task tried, lowest
         mean entropy wins: BatchEnsemble's reference), or None (the method is evaluated with task ids only).
     """
 
@@ -140,7 +145,7 @@ class SupSup(Method):
     name = "supsup"
     starts_from_scores = True
     uses_masks = True
-    task_inference = "superposition"
+    task_inference = SUPERPOSITION
 
     def build_model(self, config: ModelConfig, generator: torch.Generator | None = None) -> nn.Module:
         return build_model(config, generator)

@@ -242,12 +242,13 @@ def train_task(
         Called after each step (e.g. to record an earlier task's accuracy as training goes on); the model's
         task and training mode are restored after it.
     """
-    if shared_optimizer is not None and params is not None:
+    params = modes.task_parameters(model, task_id) if params is None else list(params)
+    if shared_optimizer is not None:
         shared = {id(p) for group in shared_optimizer.param_groups for p in group["params"]}
         if any(id(p) in shared for p in params):
             raise ValueError("params and shared_optimizer hold the same tensor, which would be stepped twice per batch; "
                              "a method's task_parameters must leave out its shared_parameters.")
-    if params is not None and not list(params) and shared_optimizer is not None:
+    if not params and shared_optimizer is not None:
         optimizer = None  # only shared weights train (one network fine-tuned, PSP)
     else:
         optimizer = make_optimizer(model, task_id, config, params)
